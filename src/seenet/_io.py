@@ -1,0 +1,124 @@
+"""File helpers: atomic writes and safe state-dict loading.
+
+Everything written by seenet goes through :func:`atomic_write` so that a crash never leaves a
+half-written file behind, and every checkpoint is read with ``weights_only=True`` or through
+safetensors, so that a downloaded file cannot run code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+__all__ = ["atomic_write", "load_state_dict_file", "save_state_dict_file"]
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``path`` and move it into place on success.
+
+    Args:
+        path: Final destination. Parent folders are created.
+        mode: ``"wb"`` or ``"w"``.
+
+    Yields:
+        The open temporary file.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+        >>> with atomic_write(target, "w") as f:
+        ...     _ = f.write("done")
+        >>> target.read_text()
+        'done'
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _unwrap(obj: Any) -> dict[str, torch.Tensor]:
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "model_state"):
+            inner = obj.get(key)
+            if isinstance(inner, dict) and inner and all(
+                isinstance(v, torch.Tensor) for v in inner.values()
+            ):
+                return inner
+        if all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return obj
+    raise ValueError(
+        "the file does not hold a state dict (a mapping of names to tensors, possibly under "
+        "'state_dict' or 'model')"
+    )
+
+
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a state dict from ``.safetensors`` or a PyTorch file, safely.
+
+    PyTorch files are read with ``weights_only=True``. A checkpoint that wraps the weights under
+    ``"state_dict"`` or ``"model"`` is unwrapped.
+
+    Args:
+        path: A ``.safetensors`` file or a ``.pt``/``.pth``/``.bin`` file.
+
+    Returns:
+        The state dict, on the CPU.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If the file holds no state dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return _unwrap(obj)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+def save_state_dict_file(state_dict: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Save a state dict atomically, as safetensors when ``path`` ends in ``.safetensors``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "w.safetensors"
+        >>> save_state_dict_file({"a": torch.ones(2)}, p)
+        >>> load_state_dict_file(p)["a"]
+        tensor([1., 1.])
+    """
+    path = Path(path)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save
+
+        data = save(tensors)
+        with atomic_write(path, "wb") as f:
+            f.write(data)
+    else:
+        with atomic_write(path, "wb") as f:
+            torch.save(tensors, f)
