@@ -43,7 +43,9 @@ def check_tensor(
     """
     expected = _fmt(shape)
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape {expected}, got {type(x).__name__}")
+        raise ValueError(
+            f"{name} must be a torch.Tensor of shape {expected}, got {type(x).__name__}"
+        )
     if x.ndim != len(shape):
         raise ValueError(
             f"{name} must have shape {expected} ({len(shape)} dimensions), got {tuple(x.shape)}"
