@@ -67,7 +67,7 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
 napoleon_use_ivar = True
-napoleon_custom_sections = [("Shape", "params_style")]
+napoleon_custom_sections = [("Shape", "notes_style")]
 
 # -- intersphinx: local inventories, no network --------------------------------------------------
 intersphinx_mapping = _local_inventories(DOCS / "_build" / "_inventories")
