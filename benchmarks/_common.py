@@ -29,6 +29,23 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 2,
     return statistics.median(times)
 
 
+def median_times(fns: Sequence[Callable[[], object]], repeats: int, warmup: int = 2,
+                 device: torch.device | str = "cpu") -> list[float]:
+    """Median wall times of several functions, run interleaved so that drift hits all alike."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    sync(device)
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, out in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            out.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """Print a Markdown table."""
     cells = [[str(c) for c in row] for row in rows]

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median_time, print_table  # noqa: E402
+from _common import median_times, print_table  # noqa: E402
 
 from seenet.functional import self_erase  # noqa: E402
 from seenet.ops import _reference  # noqa: E402
@@ -77,8 +77,10 @@ def bench(shapes, dtypes, device, repeats):
             def ours(x, a):
                 return self_erase(x, a, backend="reference" if device == "cpu" else "auto")
 
-            t_eager = median_time(fwd_bwd(eager_composition, f, m, grads), repeats, device=device)
-            t_ours = median_time(fwd_bwd(ours, f, m, grads), repeats, device=device)
+            t_eager, t_ours = median_times(
+                [fwd_bwd(eager_composition, f, m, grads), fwd_bwd(ours, f, m, grads)],
+                repeats, device=device,
+            )
             b_eager = saved_bytes(eager_composition, f, m)
             b_ours = saved_bytes(ours, f, m)
             rows.append([

@@ -85,11 +85,14 @@ def forward(
     a, mx, info = image_max(attention)
     tmask = ternary(a, mx, info, delta_high, delta_low, zero_background)
     bmask = background(a, mx, info, delta_bg)
+    # the small per-pixel masks in the features' dtype keep every full-size op single-dtype
+    t = tmask.to(features.dtype)
+    b = bmask.to(features.dtype)
     if not _use_blocks(features):
         sign = features > 0
         x_b = torch.relu(features)
-        x_c = x_b * bmask
-        x_b.mul_(tmask)
+        x_c = x_b * b
+        x_b.mul_(t)
         return x_b, x_c, sign, tmask, bmask
 
     # Cache-blocked path for large contiguous CPU tensors: each block is read from memory once and
@@ -98,8 +101,7 @@ def forward(
     x_b = torch.empty_like(features)
     x_c = torch.empty_like(features)
     sign = torch.empty(features.shape, dtype=torch.bool)
-    t = tmask.to(features.dtype).view(n, 1, h * w)
-    b = bmask.to(features.dtype).view(n, 1, h * w)
+    t, b = t.view(n, 1, h * w), b.view(n, 1, h * w)
     f3 = features.view(n, c, h * w)
     xb3, xc3, s3 = x_b.view(n, c, h * w), x_c.view(n, c, h * w), sign.view(n, c, h * w)
     for i, c0, c1 in _blocks(n, c, h * w):
