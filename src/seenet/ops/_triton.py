@@ -56,7 +56,8 @@ def _round_to(x, DTYPE: tl.constexpr):
     """Round float32 ``x`` to ``DTYPE`` to nearest-even, as PyTorch does.
 
     bfloat16 is rounded with integer arithmetic: the interpreter's own float32 -> bfloat16 cast
-    truncates, and this keeps the interpreter and the GPU bit-identical with the reference.
+    truncates, and this keeps the interpreter and the GPU bit-identical with the reference (and
+    :func:`_to_f32` likewise widens bfloat16 by its bits).
     """
     if DTYPE == tl.bfloat16:
         u = x.to(tl.uint32, bitcast=True)
@@ -65,6 +66,15 @@ def _round_to(x, DTYPE: tl.constexpr):
         return (u >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
     else:
         return x.to(DTYPE)
+
+
+@triton.jit
+def _to_f32(x):
+    """Widen a loaded tile to float32 (bfloat16 by its bits: exact, subnormals included)."""
+    if x.dtype == tl.bfloat16:
+        return (x.to(tl.uint16, bitcast=True).to(tl.uint32) << 16).to(tl.float32, bitcast=True)
+    else:
+        return x.to(tl.float32)
 
 
 @triton.jit
@@ -77,7 +87,7 @@ def _image_stats_kernel(a_ptr, stats_ptr, HW, a_sn, a_sp, BLOCK: tl.constexpr):
     for p0 in range(0, HW, BLOCK):
         p = p0 + offs
         m = p < HW
-        a = tl.load(a_ptr + n * a_sn + p * a_sp, mask=m, other=0.0).to(tl.float32)
+        a = _to_f32(tl.load(a_ptr + n * a_sn + p * a_sp, mask=m, other=0.0))
         nonfinite = (a != a) | (tl.abs(a) == float("inf"))
         bad = tl.maximum(bad, (nonfinite & m).to(tl.int32))
         run_max = tl.maximum(run_max, tl.where(m, a, float("-inf")))
@@ -106,7 +116,7 @@ def _forward_kernel(
 
     p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
     pm = p < HW
-    a = tl.load(a_ptr + n * a_sn + p * a_sp, mask=pm, other=0.0).to(tl.float32)
+    a = _to_f32(tl.load(a_ptr + n * a_sn + p * a_sp, mask=pm, other=0.0))
     mx = tl.load(stats_ptr + 2 * n)
     info = tl.load(stats_ptr + 2 * n + 1) > 0.5
 
@@ -128,9 +138,9 @@ def _forward_kernel(
     for c0 in range(0, c_per_prog, BLOCK_C):
         c = c_start + c0 + c_offs
         m = (c < C)[:, None] & pm[None, :]
-        f = tl.load(
-            f_ptr + n * f_sn + c[:, None] * f_sc + p[None, :] * f_sp, mask=m, other=0.0
-        ).to(tl.float32)
+        f = _to_f32(
+            tl.load(f_ptr + n * f_sn + c[:, None] * f_sc + p[None, :] * f_sp, mask=m, other=0.0)
+        )
         r = tl.where(f < 0.0, 0.0, f)  # relu that keeps NaN, like torch.relu
         out = n * o_sn + c[:, None] * o_sc + p[None, :] * o_sp
         tl.store(xb_ptr + out, _round_to(r * t2, xb_ptr.dtype.element_ty), mask=m)
@@ -173,12 +183,12 @@ def _backward_kernel(
             gb = tl.load(
                 gb_ptr + n * gb_sn + c[:, None] * gb_sc + p[None, :] * gb_sp, mask=m, other=0.0
             )
-            acc += gb.to(tl.float32) * t2
+            acc += _to_f32(gb) * t2
         if HAS_GC:
             gc = tl.load(
                 gc_ptr + n * gc_sn + c[:, None] * gc_sc + p[None, :] * gc_sp, mask=m, other=0.0
             )
-            acc += gc.to(tl.float32) * b2
+            acc += _to_f32(gc) * b2
         # A product, not a select, so non-finite gradients behave as in the reference.
         acc = acc * (s != 0).to(tl.float32)
         out = n * o_sn + c[:, None] * o_sc + p[None, :] * o_sp
