@@ -1,0 +1,30 @@
+"""The training engine: one loop for both networks, checkpoints, resumption, several processes.
+
+- :func:`fit` and :class:`TrainSettings` (:mod:`seenet.engine.loop`);
+- :class:`ResumableDistributedSampler` (:mod:`seenet.engine.sampler`);
+- :func:`save_checkpoint`, :func:`load_checkpoint` (:mod:`seenet.engine.checkpoint`);
+- :func:`init_distributed`, :class:`DistInfo` (:mod:`seenet.engine.distributed`).
+"""
+
+from __future__ import annotations
+
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .distributed import DistInfo, cleanup, init_distributed, resolve_device
+from .loop import TrainSettings, build_optimizer, fit, lr_factor
+from .sampler import ResumableDistributedSampler
+
+__all__ = [
+    "fit",
+    "TrainSettings",
+    "lr_factor",
+    "build_optimizer",
+    "ResumableDistributedSampler",
+    "save_checkpoint",
+    "load_checkpoint",
+    "rng_state",
+    "set_rng_state",
+    "init_distributed",
+    "DistInfo",
+    "resolve_device",
+    "cleanup",
+]
