@@ -26,7 +26,6 @@ from .voc import (
     labels_from_xml,
     load_image,
     load_label,
-    load_saliency,
     read_split,
     save_label,
 )
@@ -46,7 +45,6 @@ __all__ = [
     "labels_from_xml",
     "load_image",
     "load_label",
-    "load_saliency",
     "read_split",
     "save_label",
 ]

@@ -10,8 +10,10 @@ The layout is the one VOC and the SBD augmentation are distributed in::
       ImageSets/Segmentation/{train_aug,train,val}.txt
 
 Image-level labels come from the masks (the classes present, ids 1..20; 0 background and 255
-ignore not counted) or from the XML annotations. Every reader checks its file: a missing file raises
-:class:`FileNotFoundError` and an unreadable one :class:`ValueError`, both naming the path.
+ignore not counted) or from the XML annotations. Saliency folders are read with
+:class:`seenet.saliency.SaliencyFolder` (re-exported here). Every reader checks its file: a
+missing file raises :class:`FileNotFoundError` and an unreadable one :class:`ValueError`, both
+naming the path.
 
 Samples carry their own random seed (see :mod:`seenet.data.transforms`): a dataset accepts either an
 index or an ``(index, seed)`` pair, which the training engine's sampler yields.
@@ -36,6 +38,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .._classes import VOC_FOREGROUND, voc_palette
 from .._io import atomic_write
+from ..saliency import SaliencyFolder
 from .transforms import to_tensor
 
 __all__ = [
@@ -43,7 +46,6 @@ __all__ = [
     "load_image",
     "load_label",
     "save_label",
-    "load_saliency",
     "labels_from_mask",
     "labels_from_xml",
     "sample_seed",
@@ -176,31 +178,6 @@ def save_label(path: str | os.PathLike, label: np.ndarray | torch.Tensor) -> Non
     image.putpalette(voc_palette().reshape(-1).tolist())
     with atomic_write(path, "wb") as f:
         image.save(f, format="PNG")
-
-
-def load_saliency(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Read an 8-bit saliency PNG as float32 (H, W) in [0, 1], optionally resized to ``size``.
-
-    Args:
-        path: Grey (or colour, averaged) PNG as salient-object detectors write them.
-        size: ``(H, W)`` of the image; the map is resized bilinearly when it differs.
-
-    Raises:
-        FileNotFoundError: If ``path`` does not exist (naming it).
-        ValueError: If it cannot be decoded.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"saliency map not found: {path}")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            grey = image.convert("L")
-    except _READ_ERRORS as e:
-        raise ValueError(f"cannot read saliency map {path}: {e}") from None
-    if size is not None and (grey.size[1], grey.size[0]) != tuple(size):
-        grey = grey.resize((int(size[1]), int(size[0])), Image.BILINEAR)
-    return np.asarray(grey, dtype=np.float32) / np.float32(255.0)
 
 
 def labels_from_mask(mask: np.ndarray, num_classes: int = 20) -> np.ndarray:
@@ -434,25 +411,3 @@ class LabelFolder:
 
     def __getitem__(self, image_id: str) -> np.ndarray:
         return load_label(self.path(image_id))
-
-
-class SaliencyFolder:
-    """A folder of 8-bit saliency PNGs named like the images (``{id}.png``), values in [0, 1].
-
-    ``folder.load(image_id, size)`` resizes to the image's ``(H, W)``; a missing map raises
-    :class:`FileNotFoundError` naming the file.
-    """
-
-    def __init__(self, root: str | os.PathLike, suffix: str = ".png") -> None:
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"saliency folder not found: {self.root}")
-        self.suffix = suffix
-
-    def path(self, image_id: str) -> Path:
-        """The file of ``image_id``."""
-        return self.root / f"{image_id}{self.suffix}"
-
-    def load(self, image_id: str, size: tuple[int, int] | None = None) -> np.ndarray:
-        """Saliency of ``image_id`` as float32 (H, W) in [0, 1]."""
-        return load_saliency(self.path(image_id), size)
