@@ -210,11 +210,14 @@ def test_param_groups_vgg16():
     assert [id(p) for p in by_name["new"]["params"]] == [id(fc8.weight)]
     assert [id(p) for p in by_name["new_no_decay"]["params"]] == [id(fc8.bias)]
     assert by_name["new"]["lr"] == pytest.approx(1e-2) and by_name["pretrained"]["lr"] == 1e-3
+    assert by_name["new"]["lr_mult"] == 10.0 and by_name["pretrained_no_decay"]["lr_mult"] == 1.0
     assert all(p.ndim == 1 for p in by_name["pretrained_no_decay"]["params"])
     assert by_name["pretrained_no_decay"]["weight_decay"] == 0.0
     assert by_name["pretrained"]["weight_decay"] == 5e-4
     assert any(p is model.classifier.fc6.weight for p in by_name["pretrained"]["params"])
     torch.optim.SGD(groups, lr=1e-3, momentum=0.9)  # accepted as is
+    with pytest.raises(ValueError, match="weight_decay"):
+        model.param_groups(lr=1e-3, weight_decay=-1.0)
 
 
 def test_param_groups_timm_backbone_and_frozen():

@@ -325,30 +325,34 @@ class DeepLabLargeFOV(nn.Module):
         return [self.classifier]
 
     def param_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
-        """Optimizer parameter groups with DeepLab's conventions.
+        """Parameter groups for ``torch.optim.SGD`` with DeepLab's conventions.
 
         Layers initialised from ImageNet train at ``lr``, new layers (:meth:`new_modules`) at
-        ``10 * lr`` (SPEC: "classifier 10×"); biases and normalisation weights (1-D
-        parameters) get no weight decay. Frozen parameters are left out.
+        ``10·lr`` (SPEC: "classifier 10×"); biases and other one-dimensional parameters
+        (normalisation scales) get no weight decay. Each group carries ``name`` and ``lr_mult``
+        (1 or 10) for learning-rate schedules; frozen parameters and empty groups are left out.
 
         Args:
-            lr: Base learning rate.
-            weight_decay: Weight decay of the weights.
+            lr: Base learning rate (DeepLab: 1e-3).
+            weight_decay: Weight decay of the multi-dimensional weights (DeepLab: 5e-4).
 
         Returns:
-            Up to four groups (``"name"``: ``pretrained``, ``pretrained_no_decay``, ``new``,
-            ``new_no_decay``), ready for :class:`torch.optim.SGD`.
+            Up to four groups named ``pretrained``, ``pretrained_no_decay``, ``new`` and
+            ``new_no_decay``.
 
         Example:
             >>> model = DeepLabLargeFOV(num_classes=3, backbone="resnet18")
             >>> groups = model.param_groups(lr=1e-3, weight_decay=5e-4)
             >>> for g in groups:
-            ...     print(g["name"], g["lr"], g["weight_decay"])
-            pretrained 0.001 0.0005
-            pretrained_no_decay 0.001 0.0
-            new 0.01 0.0005
-            new_no_decay 0.01 0.0
+            ...     print(g["name"], g["lr"], g["lr_mult"], g["weight_decay"])
+            pretrained 0.001 1.0 0.0005
+            pretrained_no_decay 0.001 1.0 0.0
+            new 0.01 10.0 0.0005
+            new_no_decay 0.01 10.0 0.0
         """
+        for value, arg in ((lr, "lr"), (weight_decay, "weight_decay")):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{arg} must be a non-negative number, got {value!r}")
         new_ids = {id(p) for m in self.new_modules() for p in m.parameters()}
         buckets: dict[str, list[nn.Parameter]] = {
             "pretrained": [], "pretrained_no_decay": [], "new": [], "new_no_decay": [],
@@ -364,12 +368,14 @@ class DeepLabLargeFOV(nn.Module):
         for name, params in buckets.items():
             if not params:
                 continue
+            mult = 10.0 if name.startswith("new") else 1.0
             groups.append(
                 {
                     "name": name,
                     "params": params,
-                    "lr": lr * (10.0 if name.startswith("new") else 1.0),
-                    "weight_decay": 0.0 if name.endswith("no_decay") else weight_decay,
+                    "lr": lr * mult,
+                    "lr_mult": mult,
+                    "weight_decay": 0.0 if name.endswith("no_decay") else float(weight_decay),
                 }
             )
         return groups
