@@ -84,11 +84,24 @@ def run_stage(name: str, command: str, args: argparse.Namespace) -> int:
             print(yaml.safe_dump(cfg, sort_keys=False), end="")
             return 0
         summary = getattr(stages, name)(cfg)
-    except (FileNotFoundError, ValueError, ImportError, NotImplementedError) as e:
+    except (FileNotFoundError, ValueError, ImportError, FloatingPointError) as e:
         if os.environ.get("SEENET_TRACEBACK"):
             raise
-        print(f"seenet {command}: error: {e}", file=sys.stderr)
+        print(f"seenet {command}: error: {_message(e)}", file=sys.stderr)
         return 1
+    finally:
+        from ..engine import cleanup
+
+        cleanup()
     if summary.get("rank", 0) == 0:
         _print_summary(command, summary, args.json)
     return 0
+
+
+def _message(error: BaseException) -> str:
+    """The user-facing line of an error, also when a data-loading worker raised it."""
+    text = str(error).strip()
+    if "Original Traceback" in text:  # re-raised by a DataLoader worker: keep the last line
+        last = text.splitlines()[-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return text

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .distributed import DistInfo, cleanup, init_distributed, resolve_device
+from .distributed import DistInfo, barrier, cleanup, init_distributed, resolve_device
 from .loop import TrainSettings, build_optimizer, fit, lr_factor
 from .sampler import ResumableDistributedSampler
 
@@ -27,4 +27,5 @@ __all__ = [
     "DistInfo",
     "resolve_device",
     "cleanup",
+    "barrier",
 ]
