@@ -209,11 +209,13 @@ def test_many_programs_per_image(monkeypatch, channels_last):
     # Tiny tiles: several pixel blocks and channel chunks per image, partial last blocks.
     monkeypatch.setattr(tri, "_TILE_BYTES", 64)
     monkeypatch.setattr(tri, "_CHANNEL_ITERS", 2)
+    monkeypatch.setattr(tri, "_MIN_PROGRAMS", 1)  # programs loop over channel blocks
     layout = torch.channels_last if channels_last else torch.contiguous_format
     n, c, h, w = (2, 70, 3, 5) if channels_last else (2, 5, 17, 19)
     f, a = _inputs((n, c, h, w), torch.float32, layout)
-    grid = tri._grid(c, h * w, n, tri._block_sizes(c, h * w, channels_last))
-    assert grid[0] > 1 and grid[1] > 1
+    blocks = tri._block_sizes(c, h * w, channels_last, n=n)
+    grid = tri._grid(c, h * w, n, blocks)
+    assert grid[0] > 1 and grid[1] > 1 and blocks.c_per_prog == 2 * blocks.block_c
     _, _, sign, tmask, bmask = _check_forward(f, a, False)
     g_b, g_c = torch.randn_like(f), torch.randn_like(f)
     _exact(tri.backward(g_b, g_c, sign, tmask, bmask), ref.backward(g_b, g_c, sign, tmask, bmask))
@@ -322,7 +324,7 @@ def test_block_sizes_heuristic():
         for hw in (1, 7, 196, 784, 1681):
             for channels_fast in (False, True):
                 for size in (2, 4):
-                    bc, bp, per, warps = tri._block_sizes(c, hw, channels_fast, size)
+                    bc, bp, per, warps = tri._block_sizes(c, hw, channels_fast, size, n=16)
                     for block in (bc, bp):
                         assert block >= 1 and block & (block - 1) == 0
                     assert bc * bp <= max(tri._TILE_BYTES // size, bc, bp)
@@ -332,6 +334,11 @@ def test_block_sizes_heuristic():
                     assert warps in (1, 2, 4, 8)
     # 28 x 28 = 784 pixels: 32-pixel blocks pad less than 256-pixel ones (800 vs 1024).
     assert tri._block_sizes(2048, 784, False).block_p == 32
+    # Small tensors: one channel block per program; large ones: loops of up to _CHANNEL_ITERS.
+    small = tri._block_sizes(512, 196, False, n=16)
+    assert small.c_per_prog == small.block_c
+    large = tri._block_sizes(2048, 784, False, n=16)
+    assert large.c_per_prog == tri._CHANNEL_ITERS * large.block_c
 
 
 def triton_next_pow2(x):

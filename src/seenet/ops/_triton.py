@@ -40,9 +40,11 @@ __all__ = ["forward", "backward"]
 
 # Bytes of one input tile (BLOCK_C x BLOCK_P elements) of the features or a gradient.
 _TILE_BYTES = 8192
-# Channel blocks handled by one program: the per-pixel masks are computed once per program and
-# reused across them.
+# Channel blocks handled by one program (at most): the per-pixel masks are computed once per
+# program and reused across them. Programs loop only when there are more than _MIN_PROGRAMS tiles,
+# so small tensors still spread over the whole device.
 _CHANNEL_ITERS = 4
+_MIN_PROGRAMS = 2048
 _NUM_WARPS = 4
 
 
@@ -217,24 +219,28 @@ def _pow2_block(size: int, lo: int, hi: int) -> int:
     return min(candidates, key=lambda b: (triton.cdiv(size, b) * b, -b))
 
 
-def _block_sizes(c: int, hw: int, channels_fast: bool, element_size: int = 4) -> _Blocks:
+def _block_sizes(
+    c: int, hw: int, channels_fast: bool, element_size: int = 4, n: int = 1
+) -> _Blocks:
     """Tile shape for the features of an image: ``BLOCK_C`` channels x ``BLOCK_P`` pixels.
 
     The memory-contiguous dimension (pixels for NCHW, channels for channels-last) gets a block of
     32 to 256 elements chosen to waste the least padding; the other dimension fills the tile up to
-    ``_TILE_BYTES`` of input. Each program loops over up to ``_CHANNEL_ITERS`` channel blocks.
+    ``_TILE_BYTES`` of input. When the tensor has more than ``_MIN_PROGRAMS`` tiles, each program
+    loops over up to ``_CHANNEL_ITERS`` channel blocks.
 
     Args:
         c: Channels.
         hw: Pixels per image (``h * w``).
         channels_fast: Whether channels are the contiguous dimension (channels-last).
         element_size: Bytes per element of the features.
+        n: Images.
 
     Returns:
         ``(block_c, block_p, c_per_prog, num_warps)``.
 
     Example:
-        >>> _block_sizes(512, 14 * 14, channels_fast=False)
+        >>> _block_sizes(2048, 28 * 28, channels_fast=False, n=16)
         _Blocks(block_c=64, block_p=32, c_per_prog=256, num_warps=4)
         >>> _block_sizes(3, 5 * 7, channels_fast=False)
         _Blocks(block_c=4, block_p=64, c_per_prog=4, num_warps=4)
@@ -246,7 +252,9 @@ def _block_sizes(c: int, hw: int, channels_fast: bool, element_size: int = 4) ->
     else:
         block_p = _pow2_block(hw, 32, 256)
         block_c = min(triton.next_power_of_2(max(c, 1)), max(tile // block_p, 1))
-    iters = min(_CHANNEL_ITERS, triton.cdiv(max(c, 1), block_c))
+    c_blocks = triton.cdiv(max(c, 1), block_c)
+    tiles = max(n, 1) * c_blocks * triton.cdiv(max(hw, 1), block_p)
+    iters = max(1, min(_CHANNEL_ITERS, c_blocks, tiles // _MIN_PROGRAMS))
     return _Blocks(block_c, block_p, iters * block_c, _NUM_WARPS)
 
 
@@ -350,7 +358,7 @@ def forward(
     xc_buf = x_c if xb_buf is x_b else torch.empty_like(xb_buf)
     sign_buf = sign if xb_buf is x_b else torch.empty_like(xb_buf, dtype=torch.bool)
     stats = torch.empty((n, 2), dtype=torch.float32, device=features.device)
-    blocks = _block_sizes(c, hw, _channels_fast(f_strides, c), features.element_size())
+    blocks = _block_sizes(c, hw, _channels_fast(f_strides, c), features.element_size(), n)
 
     with _device_guard(features):
         _image_stats_kernel[(n,)](
@@ -417,7 +425,7 @@ def backward(
     gc, gc_strides = _readable(grad_c) if grad_c is not None else (s, (0, 0, 0))
     out_buf, o_strides = _writable(out)
     fast = _channels_fast(gb_strides if grad_b is not None else gc_strides, c)
-    blocks = _block_sizes(c, hw, fast, ref.element_size())
+    blocks = _block_sizes(c, hw, fast, ref.element_size(), n)
 
     with _device_guard(sign):
         _backward_kernel[_grid(c, hw, n, blocks)](
