@@ -131,6 +131,31 @@ for ax, (title, label) in zip(axes, variants.items()):
     ax.axis("off")
 
 # %%
+# A real saliency map
+# -------------------
+# The stand-in saliency above knows where the objects are. A salient-object detector such as the
+# paper's DSS is a trained network; for a pipeline that must run with no other model,
+# :func:`seenet.saliency.frequency_tuned_saliency` computes the training-free frequency-tuned
+# saliency (Achanta et al., 2009) from the photo's colours alone. It is much weaker, and the proxy
+# ground truth shows it: :class:`seenet.metrics.ConfusionMatrix` measures both against the
+# annotation (IoU per class, mean over the classes present, as VOC's evaluation does).
+from seenet.metrics import ConfusionMatrix  # noqa: E402
+from seenet.saliency import frequency_tuned_saliency  # noqa: E402
+
+ft = frequency_tuned_saliency(photo)  # float32 (H, W) in [0, 1]
+proxy_ft = seenet.proxy_ground_truth(attention, ft, labels)
+for name, label in [("stand-in saliency", proxy), ("frequency-tuned saliency", proxy_ft)]:
+    cm = ConfusionMatrix(num_classes=21)
+    cm.update(label, torch.from_numpy(truth.astype(np.int64)))
+    print(f"proxy ground truth with the {name}: mIoU {cm.miou():.1%}")
+
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
+axes[0].imshow(ft, cmap="gray", vmin=0, vmax=1)
+axes[0].set_title("frequency-tuned saliency", fontsize=9)
+axes[0].axis("off")
+show(axes[1], proxy_ft.numpy(), "proxy ground truth with it")
+
+# %%
 # Batches
 # -------
 # With a leading batch dimension, ``attention`` is ``(N, K, H, W)``, ``saliency`` ``(N, H, W)`` and
