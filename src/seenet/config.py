@@ -259,7 +259,7 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
     if isinstance(default, str):
         if isinstance(value, (dict, list)):
             raise ValueError(f"{key} must be a string, got {value!r}")
-        return value if isinstance(value, str) else value
+        return value if isinstance(value, (str, bool)) else str(value)
     return value
 
 
@@ -346,6 +346,10 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str) and _looks_numeric(value) and value.strip().lower() not in (
+        "nan", "inf", "-inf", "+inf", "infinity"
+    ):
+        value = float(value)  # YAML 1.1 reads 1e-3 as a string
     return key, value
 
 
