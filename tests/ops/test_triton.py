@@ -96,6 +96,24 @@ def test_backward_matches_reference(dtype, grads):
     _exact(tri.backward(g_b, g_c, sign, tmask, bmask), ref.backward(g_b, g_c, sign, tmask, bmask))
 
 
+@pytest.mark.parametrize(
+    "f_dtype, a_dtype",
+    [
+        (torch.float64, torch.float64),
+        (torch.float16, torch.bfloat16),
+        (torch.float32, torch.float16),
+    ],
+    ids=str,
+)
+def test_other_dtype_combinations(f_dtype, a_dtype):
+    # float64 features stay exact; the map is always rounded to float32 first.
+    f = torch.randn(2, 3, 4, 5, dtype=torch.float64).to(f_dtype)
+    a = (torch.rand(2, 1, 4, 5, dtype=torch.float64) * 3).to(a_dtype)
+    _, _, sign, tmask, bmask = _check_forward(f, a, False)
+    g_b, g_c = torch.randn_like(f), torch.randn_like(f)
+    _exact(tri.backward(g_b, g_c, sign, tmask, bmask), ref.backward(g_b, g_c, sign, tmask, bmask))
+
+
 def test_backward_needs_a_gradient():
     sign = torch.ones(1, 2, 3, 3, dtype=torch.bool)
     t, b = torch.ones(1, 1, 3, 3, dtype=torch.int8), torch.ones(1, 1, 3, 3, dtype=torch.bool)

@@ -15,7 +15,8 @@ outputs, dtypes and saved tensors, so either backend's saved tensors work with e
 
 Every tensor is loaded in its own dtype (float32, float16 or bfloat16), arithmetic is done in
 float32 and the result is rounded once to the output dtype, so the forward is exact (the products
-are by -1, 0 or 1) and the backward rounds once, like the reference.
+are by -1, 0 or 1) and the backward rounds once, like the reference. (float64 features and
+gradients are computed in float64; the erasing map is always rounded to float32 first.)
 
 Layouts: a tensor is addressed as ``n * s_n + c * s_c + p * s_p`` with ``p = i * w + j`` the
 flattened pixel, which covers contiguous and channels-last tensors (and expanded gradients) with no
@@ -72,9 +73,14 @@ def _round_to(x, DTYPE: tl.constexpr):
 
 @triton.jit
 def _to_f32(x):
-    """Widen a loaded tile to float32 (bfloat16 by its bits: exact, subnormals included)."""
+    """Widen a loaded tile to float32 (bfloat16 by its bits: exact, subnormals included).
+
+    float64 stays float64, so float64 tensors are computed without loss.
+    """
     if x.dtype == tl.bfloat16:
         return (x.to(tl.uint16, bitcast=True).to(tl.uint32) << 16).to(tl.float32, bitcast=True)
+    elif x.dtype == tl.float64:
+        return x
     else:
         return x.to(tl.float32)
 
@@ -89,7 +95,7 @@ def _image_stats_kernel(a_ptr, stats_ptr, HW, a_sn, a_sp, BLOCK: tl.constexpr):
     for p0 in range(0, HW, BLOCK):
         p = p0 + offs
         m = p < HW
-        a = _to_f32(tl.load(a_ptr + n * a_sn + p * a_sp, mask=m, other=0.0))
+        a = _to_f32(tl.load(a_ptr + n * a_sn + p * a_sp, mask=m, other=0.0)).to(tl.float32)
         nonfinite = (a != a) | (tl.abs(a) == float("inf"))
         bad = tl.maximum(bad, (nonfinite & m).to(tl.int32))
         run_max = tl.maximum(run_max, tl.where(m, a, float("-inf")))
@@ -118,7 +124,7 @@ def _forward_kernel(
 
     p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
     pm = p < HW
-    a = _to_f32(tl.load(a_ptr + n * a_sn + p * a_sp, mask=pm, other=0.0))
+    a = _to_f32(tl.load(a_ptr + n * a_sn + p * a_sp, mask=pm, other=0.0)).to(tl.float32)
     mx = tl.load(stats_ptr + 2 * n)
     info = tl.load(stats_ptr + 2 * n + 1) > 0.5
 
