@@ -217,7 +217,7 @@ def load_checked(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what
     Example:
         >>> lin = nn.Linear(2, 3)
         >>> load_checked(lin, {"weight": torch.ones(3, 2), "bias": torch.zeros(3)}, "weights")
-        >>> float(lin.weight.sum())
+        >>> lin.weight.detach().sum().item()
         6.0
         >>> load_checked(lin, {"weight": torch.ones(3, 2)}, "my weights")
         Traceback (most recent call last):
