@@ -9,7 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import seenet
-from seenet.pseudo import EPS, dense_maps, load_maps, proxy_ground_truth, save_maps
+from seenet.pseudo import (
+    EPS,
+    dense_maps,
+    load_maps,
+    proxy_ground_truth,
+    proxy_ground_truth_from_maps,
+    save_maps,
+)
 
 
 def loop_algorithm1(attention, saliency, labels, w=1.0, sal_thr=None, conf_thr=None, ignore=255):
@@ -280,3 +287,39 @@ def test_dense_maps_feeds_proxy_ground_truth(tmp_path):
     assert set(got.unique().tolist()) <= {0, 4, 10}
     with pytest.raises(ValueError, match="classes must be in"):
         dense_maps([25], np.zeros((1, 2, 2), np.float32), num_classes=20)
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    num=st.integers(0, 4),
+    conf_thr=st.one_of(st.none(), st.floats(0, 1)),
+    sal_thr=st.one_of(st.none(), st.floats(0, 1)),
+)
+def test_from_maps_equals_dense(seed, num, conf_thr, sal_thr):
+    rng = np.random.default_rng(seed)
+    classes = rng.permutation(20)[:num]  # any order
+    maps = (torch.from_numpy(rng.random((num, 5, 6))) * 4).round() / 4
+    saliency = (torch.from_numpy(rng.random((5, 6))) * 4).round() / 4
+    got = proxy_ground_truth_from_maps(
+        classes, maps, saliency, saliency_threshold=sal_thr, conflict_threshold=conf_thr
+    )
+    attention, labels = dense_maps(classes, maps, 20)
+    want = proxy_ground_truth(
+        attention.double(), saliency, labels, saliency_threshold=sal_thr,
+        conflict_threshold=conf_thr,
+    )  # fmt: skip
+    torch.testing.assert_close(got, want)
+
+
+def test_from_maps_errors():
+    maps, sal = torch.rand(2, 3, 4), torch.rand(3, 4)
+    with pytest.raises(ValueError, match="L = len"):
+        proxy_ground_truth_from_maps([1], maps, sal)
+    with pytest.raises(ValueError, match="distinct"):
+        proxy_ground_truth_from_maps([1, 1], maps, sal)
+    with pytest.raises(ValueError, match="saliency must have shape"):
+        proxy_ground_truth_from_maps([1, 2], maps, torch.rand(4, 3))
+    with pytest.raises(ValueError, match=r"attention must be in \[0, 1\]"):
+        proxy_ground_truth_from_maps([1, 2], maps + 1, sal)
+    with pytest.raises(ValueError, match="NaN"):
+        proxy_ground_truth_from_maps([], torch.zeros(0, 3, 4), torch.full((3, 4), float("nan")))

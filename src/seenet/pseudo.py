@@ -21,7 +21,14 @@ import torch
 from ._io import atomic_write
 from ._validation import check_fraction
 
-__all__ = ["proxy_ground_truth", "save_maps", "load_maps", "dense_maps", "EPS"]
+__all__ = [
+    "proxy_ground_truth",
+    "proxy_ground_truth_from_maps",
+    "save_maps",
+    "load_maps",
+    "dense_maps",
+    "EPS",
+]
 
 #: The guard against division by zero in the harmonic mean (SPEC item 10).
 EPS = 1e-8
@@ -72,7 +79,9 @@ def proxy_ground_truth(
 
     with :math:`\epsilon` = :data:`EPS` = 1e-8 guarding against division by zero. Classes that are
     not labelled are never chosen (their maps are not read at all, so they may hold anything); an
-    image without labels is all background. Ties go to the lower id (background first).
+    image without labels is all background. Ties go to the lower id (background first). As
+    :math:`Q_c` increases strictly with :math:`A_c`, the best labelled class at a pixel is the one
+    with the largest attention, and only its :math:`Q_c` is computed.
 
     Two options, both off by default, are departures from the paper's Algorithm 1:
 
@@ -158,6 +167,172 @@ def proxy_ground_truth(
             f"attention and saliency must be floating point, got {attention.dtype} and "
             f"{saliency.dtype}"
         )
+    w, saliency_threshold, conflict_threshold = _check_options(
+        w, saliency_threshold, conflict_threshold, ignore_index
+    )
+
+    # labels are small: check and select on the host
+    lab = labels.detach().cpu()
+    if lab.is_floating_point() and bool(torch.isnan(lab).any()):
+        raise ValueError("labels must not contain NaN")
+    if lab.dtype != torch.bool and not bool(((lab == 0) | (lab == 1)).all()):
+        raise ValueError("labels must be multi-hot: every value must be 0 or 1")
+    present = (lab != 0).numpy()  # (N, K) bool
+    used = np.flatnonzero(present.any(axis=0))  # only classes labelled in some image are read
+    if used.size == 0:
+        out = torch.zeros((n, h, wd), dtype=torch.int64, device=attention.device)
+        return out[0] if single else out
+    if used.size == 1:
+        j = int(used[0])
+        a = attention[:, j : j + 1]  # a view
+    else:
+        a = attention.index_select(1, torch.from_numpy(used).to(attention.device))
+    out = _algorithm1(
+        a, saliency, present[:, used], (used + 1).tolist(), w, saliency_threshold,
+        conflict_threshold, ignore_index,
+    )  # fmt: skip
+    return out[0] if single else out
+
+
+def _algorithm1(
+    a: torch.Tensor,
+    saliency: torch.Tensor,
+    present: np.ndarray,
+    ids: list[int],
+    w: float,
+    saliency_threshold: float | None,
+    conflict_threshold: float | None,
+    ignore_index: int,
+) -> torch.Tensor:
+    """Algorithm 1 on the maps ``a`` (N, L, H, W) of ``L`` classes with output ids ``ids``.
+
+    ``present`` (N, L) says which of them are labelled in each image. Arguments are checked by
+    the callers except the values of ``a`` and ``saliency``.
+    """
+    n, num, h, wd = a.shape
+    # compute in float32 at least (float64 stays float64)
+    dtype = torch.promote_types(torch.promote_types(a.dtype, torch.float32), saliency.dtype)
+    a = a.to(dtype)
+    d = saliency.to(device=a.device, dtype=dtype)
+    _check_unit_range(d, "saliency")
+    absent = ~present
+    any_absent = bool(absent.any())
+    if any_absent:
+        absent_t = torch.from_numpy(absent).to(a.device)
+        _check_unit_range(a[~absent_t], "attention")
+    else:
+        _check_unit_range(a, "attention")
+
+    if saliency_threshold is not None:
+        d = torch.where(d < saliency_threshold, torch.zeros((), dtype=dtype, device=d.device), d)
+
+    # Q_c increases strictly with A_c at a fixed pixel, so the best labelled class is the one with
+    # the largest attention (first maximum: ties go to the lower id); only its Q is computed.
+    # A running maximum over the few classes is much faster on CPU than max(dim=1).
+    if any_absent:  # classes not labelled in this image never win
+        a = a.masked_fill(absent_t[:, :, None, None], float("-inf"))
+    best_a = a[:, 0]
+    best_id = torch.full((n, h, wd), ids[0], dtype=torch.int64, device=a.device)
+    second_a = torch.full_like(best_a, float("-inf")) if conflict_threshold is not None else None
+    for j in range(1, num):
+        a_j = a[:, j]
+        better = a_j > best_a  # strict: ties stay with the lower id
+        if second_a is not None:
+            second_a = torch.maximum(second_a, torch.minimum(a_j, best_a))
+        best_a = torch.maximum(best_a, a_j)
+        best_id.masked_fill_(better, ids[j])
+
+    wf = float(w)
+    inv_d = (d + EPS).reciprocal_()
+
+    def harmonic(a_c: torch.Tensor) -> torch.Tensor:
+        # Q_c = (w + 1) / (w / (A_c + eps) + 1 / (D + eps))
+        return (a_c + EPS).reciprocal_().mul_(wf).add_(inv_d).reciprocal_().mul_(wf + 1.0)
+
+    # background wins unless the best class is strictly better (ties go to the lower id 0)
+    wins = harmonic(best_a) > (1.0 - d)
+    if any_absent:
+        labelled = torch.from_numpy(present.any(axis=1)).to(a.device)
+        wins &= labelled[:, None, None]  # images without labels
+    out = best_id.masked_fill_(~wins, 0)
+
+    if second_a is not None and num >= 2:
+        conflict = (harmonic(second_a) > conflict_threshold) & (second_a >= 0)
+        out.masked_fill_(conflict, ignore_index)
+    return out
+
+
+def proxy_ground_truth_from_maps(
+    classes: ArrayLike,
+    maps: ArrayLike,
+    saliency: ArrayLike,
+    w: float = 1.0,
+    saliency_threshold: float | None = None,
+    conflict_threshold: float | None = None,
+    ignore_index: int = 255,
+) -> torch.Tensor:
+    """:func:`proxy_ground_truth` for one image from its stored maps (labelled classes only).
+
+    Equal to ``proxy_ground_truth(*dense_maps(classes, maps, K), saliency)`` for any ``K``
+    above the largest class, without building the dense ``(K, H, W)`` input: the batch job's
+    fast path, taking :func:`load_maps`'s output as it is.
+
+    Args:
+        classes: The labelled class indices ``(L,)``, distinct.
+        maps: Their attention maps ``(L, H, W)`` in [0, 1].
+        saliency: ``(H, W)`` in [0, 1].
+        w: As in :func:`proxy_ground_truth`.
+        saliency_threshold: As in :func:`proxy_ground_truth`.
+        conflict_threshold: As in :func:`proxy_ground_truth`.
+        ignore_index: As in :func:`proxy_ground_truth`.
+
+    Returns:
+        int64 ``(H, W)``: 0 background, ``c + 1`` for class index ``c``.
+
+    Example:
+        >>> maps = torch.tensor([[[0.9, 0.1]], [[0.2, 0.8]]])
+        >>> proxy_ground_truth_from_maps([4, 11], maps, torch.tensor([[0.8, 0.7]]))
+        tensor([[ 5, 12]])
+    """
+    cls = np.asarray(classes.cpu() if isinstance(classes, torch.Tensor) else classes)
+    if cls.ndim != 1 or (cls.size and not np.issubdtype(cls.dtype, np.integer)):
+        raise ValueError(f"classes must be a 1-D array of ints, got {cls.dtype} {cls.shape}")
+    if (cls < 0).any() or len(np.unique(cls)) != len(cls):
+        raise ValueError(f"classes must be distinct non-negative ints, got {cls.tolist()}")
+    m = _as_tensor(maps, "maps")
+    d = _as_tensor(saliency, "saliency")
+    if m.ndim != 3 or m.shape[0] != cls.size:
+        raise ValueError(
+            f"maps must have shape (L, H, W) with L = len(classes) = {cls.size}, "
+            f"got {tuple(m.shape)}"
+        )
+    if d.ndim != 2 or tuple(d.shape) != tuple(m.shape[1:]):
+        raise ValueError(
+            f"saliency must have shape (H, W) = {tuple(m.shape[1:])} like maps, "
+            f"got {tuple(d.shape)}"
+        )
+    if not (m.is_floating_point() and d.is_floating_point()):
+        raise ValueError(f"maps and saliency must be floating point, got {m.dtype} and {d.dtype}")
+    w, saliency_threshold, conflict_threshold = _check_options(
+        w, saliency_threshold, conflict_threshold, ignore_index
+    )
+    if cls.size == 0:
+        _check_unit_range(d, "saliency")
+        return torch.zeros(tuple(m.shape[1:]), dtype=torch.int64, device=m.device)
+    order = np.argsort(cls, kind="stable")  # ids ascending: ties go to the lower id
+    if not (order == np.arange(cls.size)).all():
+        m = m.index_select(0, torch.from_numpy(order).to(m.device))
+        cls = cls[order]
+    out = _algorithm1(
+        m[None], d[None], np.ones((1, cls.size), dtype=bool), (cls.astype(np.int64) + 1).tolist(),
+        w, saliency_threshold, conflict_threshold, ignore_index,
+    )  # fmt: skip
+    return out[0]
+
+
+def _check_options(
+    w: object, saliency_threshold: object, conflict_threshold: object, ignore_index: object
+) -> tuple[float, float | None, float | None]:
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0 or w == float("inf"):
         raise ValueError(f"w must be a positive finite number, got {w!r}")
     if saliency_threshold is not None:
@@ -166,55 +341,7 @@ def proxy_ground_truth(
         conflict_threshold = check_fraction(conflict_threshold, "conflict_threshold")
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, int) or ignore_index < 0:
         raise ValueError(f"ignore_index must be a non-negative int, got {ignore_index!r}")
-
-    if labels.dtype == torch.bool:
-        present = labels
-    else:
-        if labels.is_floating_point() and torch.isnan(labels).any():
-            raise ValueError("labels must not contain NaN")
-        present = labels != 0
-        if not bool(((labels == 0) | (labels == 1)).all()):
-            raise ValueError("labels must be multi-hot: every value must be 0 or 1")
-    present = present.to(attention.device)
-
-    # compute in float32 at least (float64 stays float64)
-    dtype = torch.promote_types(attention.dtype, torch.float32)
-    dtype = torch.promote_types(dtype, saliency.dtype)
-    d = saliency.to(device=attention.device, dtype=dtype)
-    _check_unit_range(d, "saliency")
-
-    # only the classes labelled in some image of the batch are read
-    used = torch.nonzero(present.any(dim=0)).flatten()
-    a = attention.index_select(1, used).to(dtype)
-    absent = ~present[:, used]
-    any_absent = bool(absent.any())
-    _check_unit_range(a[~absent] if any_absent else a, "attention")
-
-    if saliency_threshold is not None:
-        d = torch.where(d < saliency_threshold, torch.zeros((), dtype=dtype, device=d.device), d)
-
-    out = torch.zeros((n, h, wd), dtype=torch.int64, device=attention.device)
-    if used.numel() == 0:
-        return out[0] if single else out
-
-    wf = float(w)
-    # Q_c = (w + 1) / (w / (A + eps) + 1 / (D + eps)), in place on the selected maps
-    inv_d = (d + EPS).reciprocal_().unsqueeze(1)  # (N, 1, H, W)
-    q = a.add_(EPS).reciprocal_().mul_(wf).add_(inv_d).reciprocal_().mul_(wf + 1.0)
-    # classes not labelled in this image never win
-    if any_absent:
-        q.masked_fill_(absent[:, :, None, None], float("-inf"))
-    q0 = (1.0 - d).unsqueeze(1)
-    best_q, best_i = q.max(dim=1)  # first maximum: ties go to the lower class id
-    lut = used + 1
-    labels_map = lut[best_i]
-    # background wins unless a class is strictly better (ties to the lower id 0)
-    out = torch.where(best_q > q0[:, 0], labels_map, out)
-
-    if conflict_threshold is not None and used.numel() >= 2:
-        second = q.topk(2, dim=1).values[:, 1]
-        out.masked_fill_(second > conflict_threshold, ignore_index)
-    return out[0] if single else out
+    return float(w), saliency_threshold, conflict_threshold  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,8 +428,7 @@ def load_maps(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
             f"{path}: 'maps' must be uint8 (L, H, W) with L = {classes.shape[0]}, got "
             f"{raw.dtype} {raw.shape}"
         )
-    maps = raw.astype(np.float32)
-    maps *= np.float32(1.0 / 255.0)
+    maps = np.multiply(raw, np.float32(1.0 / 255.0), dtype=np.float32)
     return classes, maps
 
 
