@@ -67,3 +67,27 @@ def make_tiny_voc(
     (lists / "val.txt").write_text("\n".join(ids[n_train:]) + "\n")
     return voc
 
+
+def tiny_config(voc: Path, work: Path) -> dict:
+    """The whole pipeline on 40x48 images in seconds: tiny backbones, two iterations."""
+    train = {"iterations": 2, "batch_size": 2, "checkpoint_every": 2, "log_every": 1}
+    return {
+        "work_dir": str(work),
+        "device": "cpu",
+        "data": {"root": str(voc), "num_workers": 0, "saliency_dir": "Saliency"},
+        "attention": {
+            "model": {"name": "SeeNet", "backbone": "mobilenetv3_small_050",
+                      "pretrained": False, "hidden_channels": 8, "num_convs": 1},
+            "transforms": {"scale_range": [40, 48], "crop_size": 32},
+            "train": dict(train, lr_steps=[1]),
+        },
+        "maps": {"input_size": 32, "save_png": True, "overlays": 2},
+        "proxy": {"overlays": 2},
+        "segmentation": {
+            "model": {"name": "DeepLabLargeFOV", "backbone": "mobilenetv3_small_050",
+                      "pretrained": False, "hidden_channels": 8},
+            "transforms": {"crop_size": 33},
+            "train": train,
+        },
+        "evaluate": {"save_predictions": True, "overlays": 1},
+    }
