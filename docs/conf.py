@@ -17,9 +17,14 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS))
 
+import torch  # noqa: E402
 from _inventories import intersphinx_mapping as _local_inventories  # noqa: E402
 
 import seenet  # noqa: E402
+
+# The gallery's small tensors run fastest on one thread, and a busy 2-core machine is not
+# oversubscribed; SEENET_DOCS_THREADS changes it.
+torch.set_num_threads(int(os.environ.get("SEENET_DOCS_THREADS", "1")))
 
 # -- Project -------------------------------------------------------------------------------------
 project = "seenet"
