@@ -12,8 +12,31 @@ from typing import Any
 __all__ = ["add_config_arguments", "run_stage"]
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, resume: bool = False) -> None:
-    """Add ``CONFIG``, ``key=value`` overrides and the common flags to ``parser``."""
+def _keys_help(stage: str) -> str:
+    """The configuration keys a stage reads, from its docstring (without Args/Returns)."""
+    import inspect
+
+    from .. import stages
+
+    doc = inspect.getdoc(getattr(stages, stage)) or ""
+    kept = []
+    for block in doc.split("\n\n"):
+        if block.startswith(("Args:", "Returns:", "Raises:")):
+            continue
+        kept.append(block.replace("``", "").replace(":func:", "").replace(":class:", "")
+                    .replace(":meth:", "").replace(":data:", ""))
+    return "\n\n".join(kept)
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser, resume: bool = False, stage: str | None = None
+) -> None:
+    """Add ``CONFIG``, ``key=value`` overrides and the common flags to ``parser``.
+
+    With ``stage``, the help ends with the configuration keys that stage reads.
+    """
+    if stage is not None:
+        parser.epilog = (parser.epilog or "") + "\n\n" + _keys_help(stage)
     parser.add_argument(
         "config",
         nargs="?",

@@ -16,7 +16,7 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add this command's arguments to ``parser``."""
-    add_config_arguments(parser, resume=False)
+    add_config_arguments(parser, resume=False, stage="evaluate")
 
 
 def run(args: argparse.Namespace) -> int:
