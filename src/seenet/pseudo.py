@@ -232,7 +232,9 @@ def _algorithm1(
     if any_absent:  # classes not labelled in this image never win
         a = a.masked_fill(absent_t[:, :, None, None], float("-inf"))
     best_a = a[:, 0]
-    best_id = torch.full((n, h, wd), ids[0], dtype=torch.int64, device=a.device)
+    # ids in int16 where they fit: masked_fill is slow on CPU, multiplying by a mask is not
+    id_dtype = torch.int16 if max(ids) < 2**15 else torch.int64
+    best_id = torch.full((n, h, wd), ids[0], dtype=id_dtype, device=a.device)
     second_a = torch.full_like(best_a, float("-inf")) if conflict_threshold is not None else None
     for j in range(1, num):
         a_j = a[:, j]
@@ -240,7 +242,7 @@ def _algorithm1(
         if second_a is not None:
             second_a = torch.maximum(second_a, torch.minimum(a_j, best_a))
         best_a = torch.maximum(best_a, a_j)
-        best_id.masked_fill_(better, ids[j])
+        best_id.mul_(~better).add_(better.to(id_dtype).mul_(ids[j]))
 
     wf = float(w)
     inv_d = (d + EPS).reciprocal_()
@@ -254,7 +256,7 @@ def _algorithm1(
     if any_absent:
         labelled = torch.from_numpy(present.any(axis=1)).to(a.device)
         wins &= labelled[:, None, None]  # images without labels
-    out = best_id.masked_fill_(~wins, 0)
+    out = best_id.mul_(wins).to(torch.int64)
 
     if second_a is not None and num >= 2:
         conflict = (harmonic(second_a) > conflict_threshold) & (second_a >= 0)
