@@ -8,8 +8,8 @@ the most discriminative regions, S_B sees the features with those regions erased
 sign-flipped, S_C sees only the background and learns that it holds no object.
 
 The models here start from random weights, so the maps mean nothing yet; with
-``pretrained=True`` the backbone starts from timm's ImageNet weights, and the shipped recipe
-trains the whole network on PASCAL VOC.
+``pretrained=True`` the backbone starts from timm's ImageNet weights, and
+:doc:`/tutorials/train_voc` trains the whole network on PASCAL VOC.
 """
 
 # %%
