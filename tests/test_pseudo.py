@@ -129,6 +129,9 @@ def test_no_labels_all_background():
     saliency[:] = 1.0
     got = proxy_ground_truth(attention, saliency, torch.zeros(5, dtype=torch.long))
     assert got.shape == (6, 7) and (got == 0).all()
+    saliency[0, 0] = float("nan")  # still checked
+    with pytest.raises(ValueError, match="saliency must not contain NaN"):
+        proxy_ground_truth(attention, saliency, torch.zeros(5, dtype=torch.long))
 
 
 def test_batched_equals_per_image():

@@ -180,6 +180,7 @@ def proxy_ground_truth(
     present = (lab != 0).numpy()  # (N, K) bool
     used = np.flatnonzero(present.any(axis=0))  # only classes labelled in some image are read
     if used.size == 0:
+        _check_unit_range(saliency, "saliency")
         out = torch.zeros((n, h, wd), dtype=torch.int64, device=attention.device)
         return out[0] if single else out
     if used.size == 1:
