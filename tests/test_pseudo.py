@@ -326,3 +326,12 @@ def test_from_maps_errors():
         proxy_ground_truth_from_maps([1, 2], maps + 1, sal)
     with pytest.raises(ValueError, match="NaN"):
         proxy_ground_truth_from_maps([], torch.zeros(0, 3, 4), torch.full((3, 4), float("nan")))
+
+
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 4), conf_thr=st.sampled_from([None, 0.3]))
+def test_batched_equals_per_image_property(seed, n, conf_thr):
+    attention, saliency, labels = random_case(seed, k=4, h=3, w=4, n=n)
+    got = proxy_ground_truth(attention, saliency, labels, conflict_threshold=conf_thr)
+    for i in range(n):
+        one = proxy_ground_truth(attention[i], saliency[i], labels[i], conflict_threshold=conf_thr)
+        torch.testing.assert_close(got[i], one)
