@@ -34,6 +34,8 @@ def vgg16_state_dict():
 def test_vgg16_parameter_count_and_sizes():
     model = deeplab_largefov_vgg16()
     assert sum(p.numel() for p in model.parameters()) == 20_505_429
+    out = model.eval()(torch.randn(1, 3, 41, 35))  # a real (small) forward pass
+    assert out.shape == (1, 21, 6, 5) and torch.isfinite(out).all()
     with torch.device("meta"):
         meta = DeepLabLargeFOV()
         for h, w in [(321, 321), (224, 224), (97, 50), (513, 385)]:
