@@ -84,7 +84,7 @@ print("maps:", tuple(small.eval().attention_maps(images, labels).shape))
 # %%
 # The ablation settings of the paper's Table 1 are one argument away: ``erase_mode="zero"``
 # (background zeroed instead of flipped), ``"acol"`` (ACoL's erasing, no S_C) and ``"cam"``
-# (S_A alone).
+# (S_A alone). See :ref:`sphx_glr_auto_examples_plot_06_ablation.py`.
 for mode in ("seenet", "zero", "acol", "cam"):
     m = seenet.SeeNet(backbone, num_classes=20, erase_mode=mode, hidden_channels=32, num_convs=1)
     present = [name for name in ("head_a", "head_b", "head_c") if getattr(m, name) is not None]
