@@ -144,3 +144,14 @@ def test_clear_errors(pipeline, tmp_path):
     bad_model = dict(cfg["attention"], model=dict(cfg["attention"]["model"], wings=3))
     with pytest.raises(ValueError, match="attention.model"):
         stages.train_attention(dict(cfg, attention=bad_model))
+
+
+def test_multi_scale_flip_and_crf_evaluation(pipeline, tmp_path):
+    pytest.importorskip("pydensecrf")
+    _, _, cfg, s = pipeline
+    ev = dict(cfg["evaluate"], scales=[0.5, 1.0], flip=True, crf=True, overlays=0,
+              save_predictions=False, out_dir=str(tmp_path / "ev"))
+    summary = stages.evaluate(dict(cfg, evaluate=ev))
+    assert summary["crf"] is True and summary["scales"] == [0.5, 1.0]
+    assert 0.0 <= summary["miou"] <= 1.0
+    assert (tmp_path / "ev" / "metrics.json").is_file()

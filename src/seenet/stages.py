@@ -705,7 +705,7 @@ class _EvalJob(torch.utils.data.Dataset):
                 f"label map {self.label_dir / (image_id + '.png')} is {label.shape}, its image "
                 f"is {(image.size[1], image.size[0])}"
             )
-        rgb = np.asarray(image) if self.keep_image else None
+        rgb = np.array(image) if self.keep_image else None  # writable: pydensecrf needs it
         return {"id": image_id, "image": to_tensor(image), "rgb": rgb,
                 "label": torch.from_numpy(label.astype(np.int64))}
 
