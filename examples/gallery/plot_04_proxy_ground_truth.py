@@ -14,7 +14,9 @@ attention maps of SeeNet, a saliency map, and the image-level labels. With salie
     G = \\operatorname{argmax}_{l \\in \\{0\\} \\cup y} Q_l,
 
 the harmonic mean of attention and saliency (paper Eqn. 3, ``w = 1``) against the background
-probability :math:`1 - D`. :func:`seenet.proxy_ground_truth` computes it for one image or a batch.
+probability :math:`1 - D`. :func:`seenet.proxy_ground_truth` computes it for one image or a batch,
+adding :math:`\\varepsilon = 10^{-8}` to :math:`A_c` and :math:`D` so that the mean is 0, not
+undefined, where either is 0.
 """
 
 # %%
