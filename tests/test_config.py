@@ -186,3 +186,14 @@ def test_recipe_specific_values():
         assert raw["evaluate"]["scales"] == [0.5, 0.75, 1.0, 1.25, 1.5]
         assert raw["evaluate"]["crf"] is True
         assert raw["segmentation"]["model"]["name"] == seg
+
+
+def test_image_ids_survive_overrides():
+    cfg = load_config(overrides=["maps.overlay_ids=2007_000032", "proxy.overlay_ids=a,b",
+                                 "evaluate.overlay_ids=['2007_000129']"])
+    assert cfg["maps"]["overlay_ids"] == ["2007_000032"]
+    assert cfg["proxy"]["overlay_ids"] == ["a", "b"]
+    assert cfg["evaluate"]["overlay_ids"] == ["2007_000129"]
+    assert load_config(overrides=["attention.train.iterations=25_000"])["attention"]["train"][
+        "iterations"
+    ] == 25000

@@ -124,6 +124,16 @@ def test_built_in_saliency_when_no_folder(pipeline, tmp_path):
     assert stages.proxy_gt(cfg)["written"] == 6
 
 
+def test_overlays_for_chosen_images(pipeline, tmp_path):
+    _, _, cfg, _ = pipeline
+    proxy = dict(cfg["proxy"], overlay_ids=["2007_000004"], out_dir=str(tmp_path / "p"))
+    stages.proxy_gt(dict(cfg, proxy=proxy))
+    assert [p.name for p in (tmp_path / "p" / "overlays").iterdir()] == ["2007_000004.png"]
+    proxy["overlay_ids"] = [2007000004]  # an unquoted id read by YAML as a number
+    with pytest.raises(ValueError, match="quote"):
+        stages.proxy_gt(dict(cfg, proxy=proxy))
+
+
 def test_predicted_labels_mode(pipeline, tmp_path):
     _, _, cfg, _ = pipeline
     cfg = dict(cfg, maps=dict(cfg["maps"], labels="predicted", out_dir=str(tmp_path / "m"),

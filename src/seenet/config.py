@@ -97,6 +97,7 @@ DEFAULTS: dict[str, Any] = {
         "labels": "gt",
         "save_png": False,
         "overlays": 0,
+        "overlay_ids": [],
         "out_dir": None,
     },
     "proxy": {
@@ -107,6 +108,7 @@ DEFAULTS: dict[str, Any] = {
         "conflict_threshold": None,
         "ignore_index": 255,
         "overlays": 0,
+        "overlay_ids": [],
         "out_dir": None,
     },
     "segmentation": {
@@ -146,6 +148,7 @@ DEFAULTS: dict[str, Any] = {
         "crf": False,
         "save_predictions": False,
         "overlays": 0,
+        "overlay_ids": [],
         "out_dir": None,
     },
 }
@@ -251,11 +254,13 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
     if isinstance(default, list):
         if isinstance(value, tuple):
             value = list(value)
+        if isinstance(value, str) and not default:  # "a,b,c" for a list of names
+            value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list):
             raise ValueError(f"{key} must be a list, got {value!r}")
         if default:
             return [_coerce(v, default[0], f"{key}[{i}]") for i, v in enumerate(value)]
-        return [float(v) if isinstance(v, str) and _looks_numeric(v) else v for v in value]
+        return value
     if isinstance(default, str):
         if isinstance(value, (dict, list)):
             raise ValueError(f"{key} must be a string, got {value!r}")
@@ -264,6 +269,8 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
 
 
 def _looks_numeric(text: str) -> bool:
+    if "_" in text:  # float() accepts 1_000, YAML ids like 2007_000032 are not numbers
+        return False
     try:
         float(text)
     except ValueError:
@@ -350,6 +357,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         "nan", "inf", "-inf", "+inf", "infinity"
     ):
         value = float(value)  # YAML 1.1 reads 1e-3 as a string
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and "_" in raw:
+        value = raw.strip()  # YAML 1.1 reads 2007_000032 (an image id) as the int 2007000032
     return key, value
 
 

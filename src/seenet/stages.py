@@ -29,9 +29,10 @@ Configuration keys read by every stage:
     DSS); ``None`` uses the built-in saliency of :mod:`seenet.saliency` (weaker).
   - ``num_classes`` (20), ``num_workers`` (4).
 
-Stage-specific keys are listed in each function's docstring. Every stage works under ``torchrun``:
-training uses DistributedDataParallel (``gloo`` on CPU, ``nccl`` on GPU), batch jobs and evaluation
-split the images across processes.
+Stage-specific keys are listed in each function's docstring. Folders under ``data`` are relative
+to ``data.root``; every other path is relative to the working directory. Every stage works under
+``torchrun``: training uses DistributedDataParallel (``gloo`` on CPU, ``nccl`` on GPU), batch jobs
+and evaluation split the images across processes.
 
 Example:
     >>> import seenet.stages as stages
@@ -107,7 +108,8 @@ def attention_maps(cfg: Mapping[str, Any]) -> dict[str, Any]:
       original size), ``flip`` (true), ``labels`` (``"gt"``: image-level ground truth;
       ``"predicted"``: S_A's predictions), ``save_png`` (false: also write
       ``{image}_{class}.png`` per class, ``class`` the foreground class index), ``overlays`` (0:
-      number of images for which a PNG overlay is written to ``out_dir/overlays``), ``out_dir``
+      PNG overlays in ``out_dir/overlays`` for the first N images of the split), ``overlay_ids``
+      (``[]``: overlays for these image ids instead; a list or ``"id1,id2"``), ``out_dir``
       (``{work_dir}/maps``).
 
     Args:
@@ -130,8 +132,8 @@ def proxy_gt(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
     Reads the ``proxy`` section: ``split`` (``None`` = ``data.train_split``), ``maps_dir``
     (``None`` = the maps stage's output), ``w`` (1.0), ``saliency_threshold`` (``None``),
-    ``conflict_threshold`` (``None``), ``ignore_index`` (255), ``overlays`` (0), ``out_dir``
-    (``{work_dir}/proxy_gt``).
+    ``conflict_threshold`` (``None``), ``ignore_index`` (255), ``overlays`` (0) and
+    ``overlay_ids`` (``[]``) as in :func:`attention_maps`, ``out_dir`` (``{work_dir}/proxy_gt``).
 
     Args:
         cfg: The configuration.
@@ -152,7 +154,7 @@ def train_seg(cfg: Mapping[str, Any]) -> dict[str, Any]:
       build :class:`seenet.DeepLabLargeFOV` from the other keys), ``pretrained`` (true), and any
       constructor keyword (``backbone``, ``num_classes`` = 21).
     - ``segmentation.label_dir`` (``None`` = the proxy stage's output): label PNGs for training;
-      set it to ``SegmentationClassAug`` under ``data.root`` for the fully supervised upper bound.
+      the path of ``SegmentationClassAug`` gives the fully supervised upper bound.
     - ``segmentation.transforms``: ``scale_range`` ([0.5, 1.5]), ``crop_size`` (321), ``flip``
       (true), ``ignore_index`` (255, also the padding label).
     - ``segmentation.train``: as ``attention.train`` with DeepLab's values: ``batch_size`` 10,
@@ -180,7 +182,9 @@ def evaluate(cfg: Mapping[str, Any]) -> dict[str, Any]:
     ``data.eval_label_dir``), ``scales`` ([1.0]; the paper's multi-scale test uses
     [0.5, 0.75, 1.0, 1.25, 1.5]), ``flip`` (false), ``crf`` (false: dense CRF with DeepLab's
     parameters, needs the ``crf`` extra), ``save_predictions`` (false: VOC-palette PNGs in
-    ``out_dir/predictions``), ``overlays`` (0), ``out_dir`` (``{work_dir}/evaluation``).
+    ``out_dir/predictions``), ``overlays`` (0) and ``overlay_ids`` (``[]``) as in
+    :func:`attention_maps` (image, ground truth, prediction), ``out_dir``
+    (``{work_dir}/evaluation``).
 
     Args:
         cfg: The configuration.
@@ -304,6 +308,21 @@ def _reduce_counts(values: Sequence[float], info: Any) -> list[float]:
     t = torch.tensor(list(values), dtype=torch.float64, device=info.device)
     dist.all_reduce(t)
     return t.cpu().tolist()
+
+
+def _overlay_ids(section: Mapping[str, Any], ids: list[str], where: str) -> list[str]:
+    """The images to draw overlays for: ``overlay_ids`` if given, else the first ``overlays``."""
+    chosen = [str(i) for i in section["overlay_ids"]]
+    if not chosen:
+        return ids[: section["overlays"]]
+    known = set(ids)
+    missing = [i for i in chosen if i not in known]
+    if missing:
+        raise ValueError(
+            f"{where}.overlay_ids: {', '.join(missing)} not in the split (in YAML files, quote "
+            "image ids such as '2007_000032', which YAML would otherwise read as a number)"
+        )
+    return chosen
 
 
 def _class_name(index: int, num_classes: int) -> str:
@@ -535,9 +554,10 @@ def _run_attention_maps(cfg: dict[str, Any]) -> dict[str, Any]:
         "out_dir": str(out_dir),
         "rank": info.rank,
     }
+    overlay_ids = _overlay_ids(section, ids, "maps")
     if info.is_main:
-        if section["overlays"]:
-            _map_overlays(cfg, root, ids[: section["overlays"]], out_dir, out_dir / "overlays")
+        if overlay_ids:
+            _map_overlays(cfg, root, overlay_ids, out_dir, out_dir / "overlays")
         _write_json(out_dir / "summary.json", summary)
     return summary
 
@@ -670,9 +690,10 @@ def _run_proxy_gt(cfg: dict[str, Any]) -> dict[str, Any]:
         "class_pixels": class_pixels,
         "rank": info.rank,
     }
+    overlay_ids = _overlay_ids(section, ids, "proxy")
     if info.is_main:
-        if section["overlays"]:
-            _label_overlays(cfg, root, ids[: section["overlays"]], out_dir, out_dir / "overlays")
+        if overlay_ids:
+            _label_overlays(cfg, root, overlay_ids, out_dir, out_dir / "overlays")
         _write_json(out_dir / "summary.json", summary)
     return summary
 
@@ -726,7 +747,7 @@ def _run_evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         from .crf import dense_crf
     label_dir = _in_root(root, section["label_dir"] or data["eval_label_dir"])
     ids = read_split(root, section["split"] or data["val_split"])
-    overlay_ids = set(ids[: section["overlays"]])
+    overlay_ids = set(_overlay_ids(section, ids, "evaluate"))
     num_labels = data["num_classes"] + 1
     model = _build_model(cfg["segmentation"]["model"], "segmentation", num_labels,
                          pretrained=False)
