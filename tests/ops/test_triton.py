@@ -26,7 +26,8 @@ pytestmark = [
     ),
 ]
 
-pytest.importorskip("triton")
+triton = pytest.importorskip("triton")
+tl = pytest.importorskip("triton.language")
 
 from seenet.functional import self_erase  # noqa: E402
 from seenet.ops import _reference as ref  # noqa: E402
@@ -222,18 +223,17 @@ def test_bfloat16_subnormal_features():
     _check_forward(f.view(1, 1, 2, 3), a.view(1, 1, 2, 3), False)
 
 
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_many_programs_per_image(monkeypatch, channels_last):
-    # Tiny tiles: several pixel blocks and channel chunks per image, partial last blocks.
-    monkeypatch.setattr(tri, "_TILE_BYTES", 64)
-    monkeypatch.setattr(tri, "_CHANNEL_ITERS", 2)
-    monkeypatch.setattr(tri, "_MIN_PROGRAMS", 1)  # programs loop over channel blocks
+@pytest.mark.parametrize("chunks", [False, True], ids=["one-launch", "image-chunks"])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+def test_many_programs(monkeypatch, channels_last, chunks):
+    # 16-element blocks: channels and pixels straddle program boundaries. With chunks, the images
+    # go in launches of two (as batches of more than 65535 images do).
+    monkeypatch.setattr(tri, "_BLOCK_BYTES", 64)
+    if chunks:
+        monkeypatch.setattr(tri, "_MAX_IMAGES", 2)
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    n, c, h, w = (2, 70, 3, 5) if channels_last else (2, 5, 17, 19)
-    f, a = _inputs((n, c, h, w), torch.float32, layout)
-    blocks = tri._block_sizes(c, h * w, channels_last, n=n)
-    grid = tri._grid(c, h * w, n, blocks)
-    assert grid[0] > 1 and grid[1] > 1 and blocks.c_per_prog == 2 * blocks.block_c
+    f, a = _inputs((5, 7, 5, 3), torch.float32, layout)
+    assert tri._launch_args(7 * 5 * 3, 4) == (7, 16, 4)  # 105 elements per image
     _, _, sign, tmask, bmask = _check_forward(f, a, False)
     g_b, g_c = torch.randn_like(f), torch.randn_like(f)
     _exact(tri.backward(g_b, g_c, sign, tmask, bmask), ref.backward(g_b, g_c, sign, tmask, bmask))
@@ -337,27 +337,32 @@ def test_compile_fullgraph_triton_backend():
     _exact(got, f.grad)
 
 
-def test_block_sizes_heuristic():
-    for c in (1, 3, 64, 512, 2048):
-        for hw in (1, 7, 196, 784, 1681):
-            for channels_fast in (False, True):
-                for size in (2, 4):
-                    bc, bp, per, warps = tri._block_sizes(c, hw, channels_fast, size, n=16)
-                    for block in (bc, bp):
-                        assert block >= 1 and block & (block - 1) == 0
-                    assert bc * bp <= max(tri._TILE_BYTES // size, bc, bp)
-                    assert per % bc == 0 and per <= tri._CHANNEL_ITERS * bc
-                    fast, size_fast = (bc, c) if channels_fast else (bp, hw)
-                    assert fast >= min(32, triton_next_pow2(size_fast))
-                    assert warps in (1, 2, 4, 8)
-    # 28 x 28 = 784 pixels: 32-pixel blocks pad less than 256-pixel ones (800 vs 1024).
-    assert tri._block_sizes(2048, 784, False).block_p == 32
-    # Small tensors: one channel block per program; large ones: loops of up to _CHANNEL_ITERS.
-    small = tri._block_sizes(512, 196, False, n=16)
-    assert small.c_per_prog == small.block_c
-    large = tri._block_sizes(2048, 784, False, n=16)
-    assert large.c_per_prog == tri._CHANNEL_ITERS * large.block_c
+@triton.jit
+def _divmod_kernel(x_ptr, q_ptr, r_ptr, d, magic, shift, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    q, r = tri._divmod(tl.load(x_ptr + offs), d, magic, shift)
+    tl.store(q_ptr + offs, q)
+    tl.store(r_ptr + offs, r)
 
 
-def triton_next_pow2(x):
-    return 1 << max(x - 1, 0).bit_length()
+_divmod_kernel = triton.jit(_divmod_kernel.fn, do_not_specialize=["magic", "shift"])
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 7, 196, 784, 1681, 2048, 65535, 2**31 - 1])
+def test_magic_number_division(d):
+    x = torch.cat([
+        torch.tensor([0, 1, d - 1, d, d + 1, 2**31 - 1, 2**31 - 2, (2**31 - 1) // d * d]),
+        torch.randint(0, 2**31 - 1, (56,)),
+    ]).clamp(0, 2**31 - 1).to(torch.int32)
+    q, r = torch.empty_like(x), torch.empty_like(x)
+    _divmod_kernel[(1,)](x, q, r, d, *tri._magic(d), BLOCK=64)
+    assert torch.equal(q, x // d) and torch.equal(r, x % d)
+
+
+def test_block_size():
+    for numel in (1, 7, 100, 2**12, 16 * 2048 * 784):
+        for size in (1, 2, 4, 8):
+            block = tri._block_size(numel, size)
+            assert block & (block - 1) == 0 and block >= 16
+            assert block * size <= max(tri._BLOCK_BYTES, 16 * size)
+            assert block >= min(numel, tri._BLOCK_BYTES // size)  # one program when it fits

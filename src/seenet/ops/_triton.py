@@ -3,13 +3,14 @@
 Same contract as :mod:`seenet.ops._reference` (``forward``/``backward`` with identical signatures,
 outputs, dtypes and saved tensors, so either backend's saved tensors work with either backward):
 
-- ``_image_stats_kernel`` (one program per image): per-image maximum of the erasing map and the
-  "has information" flag (all values finite and maximum > 0), in float32.
-- ``_forward_kernel``: one pass over the features. Each program loads a tile of pixels of the
-  erasing map once, turns it into the ternary mask ``t`` and the background mask ``b`` (in
-  registers), then streams a chunk of channels: it reads ``f`` once and writes
-  ``x_b = relu(f) * t``, ``x_c = relu(f) * b`` and the 1-byte ``sign = f > 0``. The programs of the
-  first channel chunk also store ``t`` (int8) and ``b`` (bool) for backward.
+- ``_image_stats_kernel`` (one small program per image): the per-image maximum of the erasing map
+  and the "has information" flag (all values finite and maximum > 0), in float32.
+- ``_forward_kernel``: one pass over the features. A program owns a block of one image; each
+  element reads ``f`` once and its pixel's map value (a cached gather: the map is ``C`` times
+  smaller), forms the ternary mask ``t`` and the background mask ``b`` in registers from the
+  image's thresholds, and writes ``x_b = relu(f) * t``, ``x_c = relu(f) * b`` and the 1-byte
+  ``sign = f > 0``. The elements of channel 0 also store ``t`` (int8) and ``b`` (bool) for
+  backward, so the per-pixel masks come out of the same pass.
 - ``_backward_kernel``: ``grad_f = (g_b * t + g_c * b) * sign`` in one pass; either gradient may be
   absent (a compile-time flag drops its load).
 
@@ -18,20 +19,22 @@ float32 and the result is rounded once to the output dtype, so the forward is ex
 are by -1, 0 or 1) and the backward rounds once, like the reference. (float64 features and
 gradients are computed in float64; the erasing map is always rounded to float32 first.)
 
-Layouts: a tensor is addressed as ``n * s_n + c * s_c + p * s_p`` with ``p = i * w + j`` the
-flattened pixel, which covers contiguous and channels-last tensors (and expanded gradients) with no
-copy. A tensor whose height and width strides cannot be merged (a transposed view, say) is copied to
-a contiguous one first; an output of such a layout is computed in a contiguous buffer and copied.
+Layouts: each image of the big tensors is walked as a flat array in memory order, contiguous
+(NCHW) or channels-last (NHWC), in rows of 16 bytes, so loads and stores are coalesced and
+vectorised whatever ``h * w`` is; the pixel of an element is ``r % (h*w)`` (NCHW) or ``r // C``
+(NHWC), by a multiply-high with a precomputed magic number rather than an integer division. The
+outputs keep the layout of the features (``torch.empty_like``). An input in another layout (a
+strided or transposed view, an expanded gradient) is copied to the layout of the output first; an
+output whose layout is neither is computed in a contiguous buffer and copied.
 
-Block sizes come from a small shape heuristic (:func:`_block_sizes`), not autotuning, so the same
-code runs under Triton's CPU interpreter (``TRITON_INTERPRET=1``, which must be set before this
-module is imported).
+The block size comes from the size of the tensor (no autotuning), so the same launch runs under
+Triton's CPU interpreter (``TRITON_INTERPRET=1``, which must be set before this module is
+imported).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import NamedTuple
 
 import torch
 import triton
@@ -39,14 +42,14 @@ import triton.language as tl
 
 __all__ = ["forward", "backward"]
 
-# Bytes of one input tile (BLOCK_C x BLOCK_P elements) of the features or a gradient.
-_TILE_BYTES = 8192
-# Channel blocks handled by one program (at most): the per-pixel masks are computed once per
-# program and reused across them. Programs loop only when there are more than _MIN_PROGRAMS tiles,
-# so small tensors still spread over the whole device.
-_CHANNEL_ITERS = 4
-_MIN_PROGRAMS = 2048
+# Bytes of features (or of one gradient) handled by one program: 4 warps then move 16 bytes per
+# thread per tensor in each of four vectorised accesses.
+_BLOCK_BYTES = 8192
 _NUM_WARPS = 4
+# Largest block of the per-image reduction.
+_STATS_BLOCK = 1024
+# Images per launch (CUDA limits the second grid dimension to 65535).
+_MAX_IMAGES = 65535
 
 
 # --------------------------------------------------------------------------------------------
@@ -55,20 +58,35 @@ _NUM_WARPS = 4
 
 
 @triton.jit
-def _round_to(x, DTYPE: tl.constexpr):
-    """Round float32 ``x`` to ``DTYPE`` to nearest-even, as PyTorch does.
+def _round_for(x, ptr):
+    """Round float32 ``x`` to the element type of ``ptr``, to nearest-even, as PyTorch does.
 
     bfloat16 is rounded with integer arithmetic: the interpreter's own float32 -> bfloat16 cast
     truncates, and this keeps the interpreter and the GPU bit-identical with the reference (and
     :func:`_to_f32` likewise widens bfloat16 by its bits).
     """
-    if DTYPE == tl.bfloat16:
+    if ptr.dtype.element_ty == tl.bfloat16:
         u = x.to(tl.uint32, bitcast=True)
         u = tl.where(x != x, 0x7FC00000, u)  # canonical NaN
         u = u + 0x7FFF + ((u >> 16) & 1)
         return (u >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
     else:
-        return x.to(DTYPE)
+        return x.to(ptr.dtype.element_ty)
+
+
+@triton.jit
+def _narrow_exact(x, ptr):
+    """Cast ``x``, known to be representable in the element type of ``ptr``, to that type.
+
+    The forward's products (by -1, 0 or 1 of a value read in that type) are such values, so no
+    rounding is needed; bfloat16 keeps the top half of the bits (two instructions, and exact
+    under the interpreter too, whose own cast mishandles subnormals).
+    """
+    if ptr.dtype.element_ty == tl.bfloat16:
+        u = x.to(tl.uint32, bitcast=True)
+        return (u >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
+    else:
+        return x.to(ptr.dtype.element_ty)
 
 
 @triton.jit
@@ -86,7 +104,7 @@ def _to_f32(x):
 
 
 @triton.jit
-def _image_stats_kernel(a_ptr, stats_ptr, HW, a_sn, a_sp, BLOCK: tl.constexpr):
+def _image_stats_kernel(a_ptr, stats_ptr, HW, BLOCK: tl.constexpr):
     """Per image: ``stats[n] = (max over pixels, 1.0 if all finite and max > 0 else 0.0)``."""
     n = tl.program_id(0).to(tl.int64)
     offs = tl.arange(0, BLOCK)
@@ -95,7 +113,7 @@ def _image_stats_kernel(a_ptr, stats_ptr, HW, a_sn, a_sp, BLOCK: tl.constexpr):
     for p0 in range(0, HW, BLOCK):
         p = p0 + offs
         m = p < HW
-        a = _to_f32(tl.load(a_ptr + n * a_sn + p * a_sp, mask=m, other=0.0)).to(tl.float32)
+        a = _to_f32(tl.load(a_ptr + n * HW + p, mask=m, other=0.0)).to(tl.float32)
         nonfinite = (a != a) | (tl.abs(a) == float("inf"))
         bad = tl.maximum(bad, (nonfinite & m).to(tl.int32))
         run_max = tl.maximum(run_max, tl.where(m, a, float("-inf")))
@@ -106,101 +124,103 @@ def _image_stats_kernel(a_ptr, stats_ptr, HW, a_sn, a_sp, BLOCK: tl.constexpr):
 
 
 @triton.jit
-def _forward_kernel(
-    f_ptr, a_ptr, stats_ptr, xb_ptr, xc_ptr, sign_ptr, t_ptr, b_ptr,
-    C, HW, c_per_prog,
-    f_sn, f_sc, f_sp,
-    o_sn, o_sc, o_sp,
-    a_sn, a_sp,
-    delta_high, delta_low, delta_bg,
-    ZERO_BG: tl.constexpr,
-    BLOCK_C: tl.constexpr,
-    BLOCK_P: tl.constexpr,
-):
-    """Masks for a tile of pixels, then ``x_b``, ``x_c`` and ``sign`` for a chunk of channels."""
-    pid_p = tl.program_id(0)
-    pid_c = tl.program_id(1)
-    n = tl.program_id(2).to(tl.int64)
-
-    p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-    pm = p < HW
-    a = _to_f32(tl.load(a_ptr + n * a_sn + p * a_sp, mask=pm, other=0.0)).to(tl.float32)
-    mx = tl.load(stats_ptr + 2 * n)
-    info = tl.load(stats_ptr + 2 * n + 1) > 0.5
-
-    # Mask arithmetic in float32, exactly as the reference does it.
-    t = tl.where(a < delta_low * mx, -1.0, 1.0)
-    if ZERO_BG:
-        t = tl.maximum(t, 0.0)
-    t = tl.where(a >= delta_high * mx, 0.0, t)
-    t = tl.where(info, t, 1.0)
-    b = tl.where(info, tl.where(a < delta_bg * mx, 1.0, 0.0), 0.0)
-    if pid_c == 0:
-        tl.store(t_ptr + n * HW + p, t.to(tl.int8), mask=pm)
-        tl.store(b_ptr + n * HW + p, b.to(tl.uint8), mask=pm)
-
-    t2 = t[None, :]
-    b2 = b[None, :]
-    c_offs = tl.arange(0, BLOCK_C)
-    c_start = pid_c * c_per_prog
-    for c0 in range(0, c_per_prog, BLOCK_C):
-        c = c_start + c0 + c_offs
-        m = (c < C)[:, None] & pm[None, :]
-        f = _to_f32(
-            tl.load(f_ptr + n * f_sn + c[:, None] * f_sc + p[None, :] * f_sp, mask=m, other=0.0)
-        )
-        r = tl.where(f < 0.0, 0.0, f)  # relu that keeps NaN, like torch.relu
-        out = n * o_sn + c[:, None] * o_sc + p[None, :] * o_sp
-        tl.store(xb_ptr + out, _round_to(r * t2, xb_ptr.dtype.element_ty), mask=m)
-        tl.store(xc_ptr + out, _round_to(r * b2, xc_ptr.dtype.element_ty), mask=m)
-        tl.store(sign_ptr + out, (f > 0.0).to(tl.uint8), mask=m)
+def _divmod(x, d, magic, shift):
+    """``(x // d, x % d)`` for ``0 <= x < 2**31`` by a multiply-high (see :func:`_magic`)."""
+    xu = x.to(tl.uint32)
+    hi = tl.umulhi(xu, magic.to(tl.uint32, bitcast=True))
+    q = ((hi + xu) >> shift.to(tl.uint32)).to(tl.int32)
+    return q, x - q * d
 
 
 @triton.jit
+def _locate(
+    pid, C, HW, magic, shift,
+    BLOCK: tl.constexpr, VEC: tl.constexpr, CHANNELS_LAST: tl.constexpr,
+):
+    """Indices of a block inside one image's plane, their validity, pixel and channel-0 flag.
+
+    The block is shaped ``(BLOCK // VEC, VEC)`` with rows of 16 bytes of features: every tensor,
+    the 1-byte ones included, then gets the same register layout (no shuffles through shared
+    memory) and the feature loads and stores stay 16-byte wide.
+    """
+    rows = tl.arange(0, BLOCK // VEC)[:, None] * VEC + tl.arange(0, VEC)[None, :]
+    r = pid * BLOCK + rows  # memory order inside the image: c*HW + p or p*C + c
+    valid = r < C * HW
+    if CHANNELS_LAST:
+        p, c = _divmod(r, C, magic, shift)
+        first = c == 0
+    else:
+        _, p = _divmod(r, HW, magic, shift)
+        first = r < HW
+    return r, valid, p, first
+
+
+@triton.jit(do_not_specialize=["magic", "shift"])
+def _forward_kernel(
+    f_ptr, a_ptr, stats_ptr, xb_ptr, xc_ptr, sign_ptr, t_ptr, b_ptr,
+    C, HW, plane, magic, shift,
+    delta_high, delta_low, delta_bg,
+    ZERO_BG: tl.constexpr,
+    CHANNELS_LAST: tl.constexpr,
+    BLOCK: tl.constexpr,
+    VEC: tl.constexpr,
+):
+    """``x_b``, ``x_c``, ``sign`` for a block of one image; ``t``, ``b`` where the channel is 0."""
+    pid = tl.program_id(0)
+    n = tl.program_id(1).to(tl.int64)
+    r, valid, p, first = _locate(pid, C, HW, magic, shift, BLOCK, VEC, CHANNELS_LAST)
+    base = n * plane  # plane = C * HW, passed so that its divisibility is known
+
+    # Per-image thresholds, then the mask arithmetic in float32, exactly as the reference does it.
+    mx = tl.load(stats_ptr + 2 * n)
+    info = tl.load(stats_ptr + 2 * n + 1) > 0.5
+    high, low, bg = delta_high * mx, delta_low * mx, delta_bg * mx
+    a = _to_f32(tl.load(a_ptr + n * HW + p, mask=valid, other=0.0)).to(tl.float32)
+    t = tl.where(a < low, -1.0, 1.0)
+    if ZERO_BG:
+        t = tl.maximum(t, 0.0)
+    t = tl.where(a >= high, 0.0, t)
+    t = tl.where(info, t, 1.0)
+    b = tl.where(info, tl.where(a < bg, 1.0, 0.0), 0.0)
+
+    f = _to_f32(tl.load(f_ptr + base + r, mask=valid, other=0.0))
+    relu = tl.where(f < 0.0, 0.0, f)  # keeps NaN, like torch.relu
+    tl.store(xb_ptr + base + r, _narrow_exact(relu * t, xb_ptr), mask=valid)
+    tl.store(xc_ptr + base + r, _narrow_exact(relu * b, xc_ptr), mask=valid)
+    tl.store(sign_ptr + base + r, (f > 0.0).to(tl.uint8), mask=valid)
+    # The per-pixel masks, from the elements of channel 0 (NCHW: the first blocks only).
+    if CHANNELS_LAST or pid * BLOCK < HW:
+        tl.store(t_ptr + n * HW + p, t.to(tl.int8), mask=valid & first)
+        tl.store(b_ptr + n * HW + p, b.to(tl.uint8), mask=valid & first)
+
+
+@triton.jit(do_not_specialize=["magic", "shift"])
 def _backward_kernel(
     gb_ptr, gc_ptr, sign_ptr, t_ptr, b_ptr, out_ptr,
-    C, HW, c_per_prog,
-    gb_sn, gb_sc, gb_sp,
-    gc_sn, gc_sc, gc_sp,
-    s_sn, s_sc, s_sp,
-    o_sn, o_sc, o_sp,
-    m_sn, m_sp,
+    C, HW, plane, magic, shift,
     HAS_GB: tl.constexpr,
     HAS_GC: tl.constexpr,
-    BLOCK_C: tl.constexpr,
-    BLOCK_P: tl.constexpr,
+    CHANNELS_LAST: tl.constexpr,
+    BLOCK: tl.constexpr,
+    VEC: tl.constexpr,
 ):
-    """``grad_f = (g_b * t + g_c * b) * sign`` for a tile of pixels and a chunk of channels."""
-    pid_p = tl.program_id(0)
-    pid_c = tl.program_id(1)
-    n = tl.program_id(2).to(tl.int64)
-
-    p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-    pm = p < HW
-    t2 = tl.load(t_ptr + n * m_sn + p * m_sp, mask=pm, other=0).to(tl.float32)[None, :]
-    b2 = tl.load(b_ptr + n * m_sn + p * m_sp, mask=pm, other=0).to(tl.float32)[None, :]
-
-    c_offs = tl.arange(0, BLOCK_C)
-    c_start = pid_c * c_per_prog
-    for c0 in range(0, c_per_prog, BLOCK_C):
-        c = c_start + c0 + c_offs
-        m = (c < C)[:, None] & pm[None, :]
-        s = tl.load(sign_ptr + n * s_sn + c[:, None] * s_sc + p[None, :] * s_sp, mask=m, other=0)
-        acc = tl.zeros([BLOCK_C, BLOCK_P], tl.float32)
-        if HAS_GB:
-            gb = tl.load(
-                gb_ptr + n * gb_sn + c[:, None] * gb_sc + p[None, :] * gb_sp, mask=m, other=0.0
-            )
-            acc += _to_f32(gb) * t2
-        if HAS_GC:
-            gc = tl.load(
-                gc_ptr + n * gc_sn + c[:, None] * gc_sc + p[None, :] * gc_sp, mask=m, other=0.0
-            )
-            acc += _to_f32(gc) * b2
-        # A product, not a select, so non-finite gradients behave as in the reference.
-        acc = acc * (s != 0).to(tl.float32)
-        out = n * o_sn + c[:, None] * o_sc + p[None, :] * o_sp
-        tl.store(out_ptr + out, _round_to(acc, out_ptr.dtype.element_ty), mask=m)
+    """``grad_f = (g_b * t + g_c * b) * sign`` for a block of one image."""
+    n = tl.program_id(1).to(tl.int64)
+    r, valid, p, first = _locate(
+        tl.program_id(0), C, HW, magic, shift, BLOCK, VEC, CHANNELS_LAST
+    )
+    base = n * plane
+    s = tl.load(sign_ptr + base + r, mask=valid, other=0)
+    acc = tl.zeros([BLOCK // VEC, VEC], tl.float32)
+    if HAS_GB:
+        t = tl.load(t_ptr + n * HW + p, mask=valid, other=0).to(tl.float32)
+        acc += _to_f32(tl.load(gb_ptr + base + r, mask=valid, other=0.0)) * t
+    if HAS_GC:
+        b = tl.load(b_ptr + n * HW + p, mask=valid, other=0).to(tl.float32)
+        acc += _to_f32(tl.load(gc_ptr + base + r, mask=valid, other=0.0)) * b
+    # A product, not a select, so non-finite gradients behave as in the reference.
+    acc = acc * (s != 0).to(tl.float32)
+    tl.store(out_ptr + base + r, _round_for(acc, out_ptr), mask=valid)
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,95 +228,25 @@ def _backward_kernel(
 # --------------------------------------------------------------------------------------------
 
 
-class _Blocks(NamedTuple):
-    block_c: int
-    block_p: int
-    c_per_prog: int
-    num_warps: int
-
-
-def _pow2_block(size: int, lo: int, hi: int) -> int:
-    """Power of two in ``[lo, hi]`` (at most ``size`` rounded up) leaving the least padding."""
-    cap = triton.next_power_of_2(max(size, 1))
-    if cap <= lo:
-        return cap
-    candidates = [1 << k for k in range(lo.bit_length() - 1, min(hi, cap).bit_length())]
-    # Least padded size first, then the larger block.
-    return min(candidates, key=lambda b: (triton.cdiv(size, b) * b, -b))
-
-
-def _block_sizes(
-    c: int, hw: int, channels_fast: bool, element_size: int = 4, n: int = 1
-) -> _Blocks:
-    """Tile shape for the features of an image: ``BLOCK_C`` channels x ``BLOCK_P`` pixels.
-
-    The memory-contiguous dimension (pixels for NCHW, channels for channels-last) gets a block of
-    32 to 256 elements chosen to waste the least padding; the other dimension fills the tile up to
-    ``_TILE_BYTES`` of input. When the tensor has more than ``_MIN_PROGRAMS`` tiles, each program
-    loops over up to ``_CHANNEL_ITERS`` channel blocks.
-
-    Args:
-        c: Channels.
-        hw: Pixels per image (``h * w``).
-        channels_fast: Whether channels are the contiguous dimension (channels-last).
-        element_size: Bytes per element of the features.
-        n: Images.
-
-    Returns:
-        ``(block_c, block_p, c_per_prog, num_warps)``.
+def _block_size(numel: int, element_size: int) -> int:
+    """Elements per program: ``_BLOCK_BYTES`` of features, fewer for small images (at least 16).
 
     Example:
-        >>> _block_sizes(2048, 28 * 28, channels_fast=False, n=16)
-        _Blocks(block_c=64, block_p=32, c_per_prog=256, num_warps=4)
-        >>> _block_sizes(3, 5 * 7, channels_fast=False)
-        _Blocks(block_c=4, block_p=64, c_per_prog=4, num_warps=4)
+        >>> _block_size(16 * 2048 * 28 * 28, 4), _block_size(16 * 2048 * 28 * 28, 2)
+        (2048, 4096)
+        >>> _block_size(105, 4)
+        128
     """
-    tile = max(_TILE_BYTES // element_size, 1)
-    if channels_fast:
-        block_c = _pow2_block(c, 32, 256)
-        block_p = min(triton.next_power_of_2(max(hw, 1)), max(tile // block_c, 1))
-    else:
-        block_p = _pow2_block(hw, 32, 256)
-        block_c = min(triton.next_power_of_2(max(c, 1)), max(tile // block_p, 1))
-    c_blocks = triton.cdiv(max(c, 1), block_c)
-    tiles = max(n, 1) * c_blocks * triton.cdiv(max(hw, 1), block_p)
-    iters = max(1, min(_CHANNEL_ITERS, c_blocks, tiles // _MIN_PROGRAMS))
-    return _Blocks(block_c, block_p, iters * block_c, _NUM_WARPS)
+    return max(16, min(_BLOCK_BYTES // element_size, triton.next_power_of_2(max(numel, 1))))
 
 
-def _pixel_strides(x: torch.Tensor) -> tuple[int, int, int] | None:
-    """``(s_n, s_c, s_p)`` so that ``x[n, c, i, j]`` sits at ``n*s_n + c*s_c + (i*w + j)*s_p``.
-
-    ``None`` when the height and width strides cannot be merged into one pixel stride.
-    """
-    _, _, h, w = x.shape
-    s_n, s_c, s_h, s_w = x.stride()
-    if h == 1:
-        return s_n, s_c, s_w
-    if w == 1:
-        return s_n, s_c, s_h
-    if s_h == w * s_w:
-        return s_n, s_c, s_w
+def _layout(x: torch.Tensor) -> torch.memory_format | None:
+    """The flat layout the kernels can walk ``x`` in, or ``None``."""
+    if x.is_contiguous():
+        return torch.contiguous_format
+    if x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
     return None
-
-
-def _readable(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
-    """``x`` (or a contiguous copy when its pixel strides cannot be merged) and its strides."""
-    strides = _pixel_strides(x)
-    if strides is None:
-        x = x.contiguous()
-        strides = _pixel_strides(x)
-        assert strides is not None
-    return x, strides
-
-
-def _writable(out: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
-    """A buffer the kernels can write for ``out``: ``out`` itself, or a contiguous stand-in."""
-    strides = _pixel_strides(out)
-    if strides is None:
-        buf = torch.empty(out.shape, dtype=out.dtype, device=out.device)
-        return buf, _pixel_strides(buf)  # type: ignore[return-value]
-    return out, strides
 
 
 def _as_bytes(x: torch.Tensor) -> torch.Tensor:
@@ -304,17 +254,48 @@ def _as_bytes(x: torch.Tensor) -> torch.Tensor:
     return x.view(torch.uint8) if x.dtype == torch.bool else x
 
 
+def _pixels(x: torch.Tensor) -> torch.Tensor:
+    """A per-pixel ``(N, 1, h, w)`` tensor as a contiguous ``(N, h*w)`` one (a view when it can)."""
+    return x.reshape(x.shape[0], x.shape[2] * x.shape[3]).contiguous()
+
+
 def _device_guard(x: torch.Tensor) -> contextlib.AbstractContextManager:
     return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
 
 
-def _grid(c: int, hw: int, n: int, blocks: _Blocks) -> tuple[int, int, int]:
-    return (triton.cdiv(hw, blocks.block_p), max(triton.cdiv(c, blocks.c_per_prog), 1), n)
+def _launch_args(plane: int, element_size: int) -> tuple[int, int, int]:
+    """Blocks per image, block size and row length for images of ``plane`` elements."""
+    if plane >= 2**31 - _BLOCK_BYTES:
+        raise ValueError(f"an image of the features must have < 2**31 elements, got {plane}")
+    block = _block_size(plane, element_size)
+    return triton.cdiv(plane, block), block, max(1, 16 // element_size)
 
 
-def _channels_fast(strides: tuple[int, int, int], c: int) -> bool:
-    _, s_c, s_p = strides
-    return c > 1 and s_c == 1 and s_p != 1
+def _magic(divisor: int) -> tuple[int, int]:
+    """Multiplier and shift that turn ``x // divisor`` into a multiply-high, add and shift.
+
+    For ``0 <= x < 2**31``: ``x // d == (umulhi(x, m) + x) >> s`` with ``s = ceil(log2(d))`` and
+    ``m = 2**32 * (2**s - d) // d + 1`` (the unsigned 32-bit divider PyTorch uses for indexing on
+    CUDA). ``m`` is returned as the signed 32-bit integer with the same bits.
+
+    Example:
+        >>> m, s = _magic(196)
+        >>> x = 123456
+        >>> (((x * (m % 2**32)) >> 32) + x) >> s == x // 196
+        True
+    """
+    shift = (divisor - 1).bit_length()
+    magic = ((1 << 32) * ((1 << shift) - divisor)) // divisor + 1
+    return (magic - (1 << 32) if magic >= 1 << 31 else magic), shift
+
+
+def _image_chunks(n: int) -> list[tuple[int, int]]:
+    """Image ranges of at most ``_MAX_IMAGES`` (the grid's second dimension is limited)."""
+    return [(i, min(n, i + _MAX_IMAGES)) for i in range(0, n, _MAX_IMAGES)]
+
+
+def _rows(x: torch.Tensor, i0: int, i1: int) -> torch.Tensor:
+    return x if i0 == 0 and i1 == x.shape[0] else x[i0:i1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,7 +314,7 @@ def forward(
     """Fused forward: ``(x_b, x_c, sign, tmask, bmask)``, as :func:`seenet.ops._reference.forward`.
 
     Args:
-        features: Backbone features (float32, float16 or bfloat16).
+        features: Backbone features (float32, float16 or bfloat16; float64 works too).
         attention: Erasing map, any float dtype.
         delta_high: Attention-zone threshold, a fraction of the per-image maximum.
         delta_low: Background-zone threshold of the ternary mask.
@@ -349,38 +330,50 @@ def forward(
         - x_b, x_c, sign: :math:`(N, C, h, w)`; tmask, bmask: :math:`(N, 1, h, w)`
     """
     n, c, h, w = features.shape
-    hw = h * w
     x_b = torch.empty_like(features)
     x_c = torch.empty_like(features)
     sign = torch.empty_like(features, dtype=torch.bool)
     tmask = torch.empty((n, 1, h, w), dtype=torch.int8, device=features.device)
     bmask = torch.empty((n, 1, h, w), dtype=torch.bool, device=features.device)
-    if n * hw == 0:
+    if n * h * w == 0:
+        return x_b, x_c, sign, tmask, bmask
+    if c == 0:  # no channels: the per-pixel masks alone, from a one-channel stand-in
+        one = torch.zeros((n, 1, h, w), dtype=features.dtype, device=features.device)
+        _, _, _, tmask, bmask = forward(
+            one, attention, delta_high, delta_low, delta_bg, zero_background
+        )
         return x_b, x_c, sign, tmask, bmask
 
-    f, f_strides = _readable(features)
-    a, a_strides = _readable(attention)
-    xb_buf, o_strides = _writable(x_b)
-    xc_buf = x_c if xb_buf is x_b else torch.empty_like(xb_buf)
-    sign_buf = sign if xb_buf is x_b else torch.empty_like(xb_buf, dtype=torch.bool)
+    layout = _layout(x_b)
+    xb_buf, xc_buf, sign_buf = x_b, x_c, sign
+    if layout is None:  # empty_like kept an unusual dense layout: compute contiguous, copy back
+        layout = torch.contiguous_format
+        xb_buf = torch.empty(x_b.shape, dtype=x_b.dtype, device=x_b.device)
+        xc_buf = torch.empty_like(xb_buf)
+        sign_buf = torch.empty_like(xb_buf, dtype=torch.bool)
+    f = features.contiguous(memory_format=layout)
+    a = _pixels(attention)
     stats = torch.empty((n, 2), dtype=torch.float32, device=features.device)
-    blocks = _block_sizes(c, hw, _channels_fast(f_strides, c), features.element_size(), n)
+    blocks, block, vec = _launch_args(c * h * w, f.element_size())
+    args = (f, a, stats, xb_buf, xc_buf, _as_bytes(sign_buf), tmask, _as_bytes(bmask))
 
     with _device_guard(features):
         _image_stats_kernel[(n,)](
-            a, stats, hw, a_strides[0], a_strides[2],
-            BLOCK=min(max(triton.next_power_of_2(hw), 16), 1024),
+            a, stats, h * w,
+            BLOCK=min(max(triton.next_power_of_2(h * w), 16), _STATS_BLOCK),
         )
-        _forward_kernel[_grid(c, hw, n, blocks)](
-            f, a, stats, xb_buf, xc_buf, _as_bytes(sign_buf), tmask, _as_bytes(bmask),
-            c, hw, blocks.c_per_prog,
-            *f_strides, *o_strides, a_strides[0], a_strides[2],
-            float(delta_high), float(delta_low), float(delta_bg),
-            ZERO_BG=bool(zero_background),
-            BLOCK_C=blocks.block_c,
-            BLOCK_P=blocks.block_p,
-            num_warps=blocks.num_warps,
-        )
+        channels_last = layout == torch.channels_last
+        for i0, i1 in _image_chunks(n):
+            _forward_kernel[(blocks, i1 - i0)](
+                *(_rows(x, i0, i1) for x in args),
+                c, h * w, c * h * w, *_magic(c if channels_last else h * w),
+                float(delta_high), float(delta_low), float(delta_bg),
+                ZERO_BG=bool(zero_background),
+                CHANNELS_LAST=channels_last,
+                BLOCK=block,
+                VEC=vec,
+                num_warps=_NUM_WARPS,
+            )
     if xb_buf is not x_b:
         x_b.copy_(xb_buf)
         x_c.copy_(xc_buf)
@@ -415,35 +408,38 @@ def backward(
     if ref is None:
         raise ValueError("at least one of grad_b and grad_c must be given")
     n, c, h, w = sign.shape
-    hw = h * w
     out = torch.empty_like(ref)
     if out.numel() == 0:
         return out
 
-    s, s_strides = _readable(sign)
-    t, m_strides = _readable(tmask)
-    b, b_strides = _readable(bmask)
-    if b_strides != m_strides:
-        t, b = t.contiguous(), b.contiguous()
-        m_strides = _pixel_strides(t)  # type: ignore[assignment]
+    layout = _layout(out)
+    out_buf = out
+    if layout is None:
+        layout = torch.contiguous_format
+        out_buf = torch.empty(out.shape, dtype=out.dtype, device=out.device)
+    s = sign.contiguous(memory_format=layout)
     # An absent gradient is never loaded; the sign mask stands in for its pointer.
-    gb, gb_strides = _readable(grad_b) if grad_b is not None else (s, (0, 0, 0))
-    gc, gc_strides = _readable(grad_c) if grad_c is not None else (s, (0, 0, 0))
-    out_buf, o_strides = _writable(out)
-    fast = _channels_fast(gb_strides if grad_b is not None else gc_strides, c)
-    blocks = _block_sizes(c, hw, fast, ref.element_size(), n)
+    gb = grad_b.contiguous(memory_format=layout) if grad_b is not None else s
+    gc = grad_c.contiguous(memory_format=layout) if grad_c is not None else s
+    blocks, block, vec = _launch_args(c * h * w, ref.element_size())
+    args = (
+        _as_bytes(gb), _as_bytes(gc), _as_bytes(s), _pixels(tmask), _as_bytes(_pixels(bmask)),
+        out_buf,
+    )
 
+    channels_last = layout == torch.channels_last
     with _device_guard(sign):
-        _backward_kernel[_grid(c, hw, n, blocks)](
-            _as_bytes(gb), _as_bytes(gc), _as_bytes(s), t, _as_bytes(b), out_buf,
-            c, hw, blocks.c_per_prog,
-            *gb_strides, *gc_strides, *s_strides, *o_strides, m_strides[0], m_strides[2],
-            HAS_GB=grad_b is not None,
-            HAS_GC=grad_c is not None,
-            BLOCK_C=blocks.block_c,
-            BLOCK_P=blocks.block_p,
-            num_warps=blocks.num_warps,
-        )
+        for i0, i1 in _image_chunks(n):
+            _backward_kernel[(blocks, i1 - i0)](
+                *(_rows(x, i0, i1) for x in args),
+                c, h * w, c * h * w, *_magic(c if channels_last else h * w),
+                HAS_GB=grad_b is not None,
+                HAS_GC=grad_c is not None,
+                CHANNELS_LAST=channels_last,
+                BLOCK=block,
+                VEC=vec,
+                num_warps=_NUM_WARPS,
+            )
     if out_buf is not out:
         out.copy_(out_buf)
     return out
