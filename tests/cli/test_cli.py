@@ -60,6 +60,10 @@ def test_usage_errors(capsys, tmp_path):
     assert "did you mean 'attention.train.lr'" in capsys.readouterr().err
     assert main(["train-attention", "seed=1", "--print-config"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["seed"] == 1
+    assert main(["evaluate", "--multi-scale", "--flip", "--crf", "--print-config"]) == 0
+    resolved = yaml.safe_load(capsys.readouterr().out)["evaluate"]
+    assert resolved["scales"] == [0.5, 0.75, 1.0, 1.25, 1.5]
+    assert resolved["flip"] is True and resolved["crf"] is True
 
 
 def test_the_pipeline_through_the_command_line(tiny_voc, tmp_path, capsys):

@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     module.add_arguments(sub)
     try:
-        namespace = sub.parse_args(args[1:])
+        namespace = sub.parse_intermixed_args(args[1:])
     except SystemExit as e:
         return int(e.code or 0)
     return int(module.run(namespace) or 0)
