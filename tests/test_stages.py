@@ -165,3 +165,24 @@ def test_multi_scale_flip_and_crf_evaluation(pipeline, tmp_path):
     assert summary["crf"] is True and summary["scales"] == [0.5, 1.0]
     assert 0.0 <= summary["miou"] <= 1.0
     assert (tmp_path / "ev" / "metrics.json").is_file()
+
+
+def test_every_recipe_builds_its_models():
+    from seenet.config import load_config
+    from seenet.stages import _build_model
+
+    recipes = sorted((Path(__file__).parents[1] / "examples" / "voc" / "configs").glob("*.yaml"))
+    seen = set()
+    for path in recipes:
+        cfg = load_config(path)
+        for stage, classes in (("attention", 20), ("segmentation", 21)):
+            key = json.dumps(cfg[stage]["model"], sort_keys=True)
+            if key in seen:
+                continue
+            seen.add(key)
+            with torch.device("meta"):  # shapes only: no memory, no ImageNet download
+                model = _build_model(cfg[stage]["model"], stage, classes, pretrained=False)
+            assert callable(model.param_groups), path.name
+            if stage == "attention":
+                assert model.erase_mode == cfg["attention"]["model"]["erase_mode"]
+    assert len(seen) == 5  # three erasing modes, two DeepLab backbones
