@@ -325,6 +325,9 @@ def forward(
         ``x_b`` and ``x_c`` (features' dtype and layout), ``sign`` (bool, features' layout),
         ``tmask`` (int8) and ``bmask`` (bool), both contiguous.
 
+    Raises:
+        ValueError: If one image of the features has ``2**31`` elements or more.
+
     Shape:
         - features: :math:`(N, C, h, w)`; attention: :math:`(N, 1, h, w)`
         - x_b, x_c, sign: :math:`(N, C, h, w)`; tmask, bmask: :math:`(N, 1, h, w)`
