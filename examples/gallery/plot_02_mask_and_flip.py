@@ -186,9 +186,9 @@ print(f"ratio fused / eager: {fused_bytes / eager_bytes:.2f}")
 
 # %%
 # And the time of a forward and backward pass, median of repeats, both measured here in the same
-# run (this page is built on a small CPU, so the absolute numbers mean little; the
+# run. This page is built on a small CPU, so the absolute numbers mean little; the
 # ``benchmarks/bench_self_erase.py`` script measures the GPU kernels against eager PyTorch and
-# ``torch.compile``):
+# ``torch.compile``, and :doc:`/self_erase_op` describes the kernels and gives its table.
 import time  # noqa: E402
 
 
