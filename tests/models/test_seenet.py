@@ -93,7 +93,7 @@ def bce(z, y):
     return -(y * torch.log(s) + (1 - y) * torch.log(1 - s)).mean()
 
 
-IMAGES = torch.randn(4, 3, 32, 32)
+IMAGES = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 LABELS = torch.tensor([[1, 0, 0], [0, 1, 1], [1, 1, 1], [0, 0, 1]], dtype=torch.float32)
 
 
@@ -278,6 +278,24 @@ def test_labels_required_in_training_only():
     out = model(IMAGES)
     predicted = model.predict_labels(out.logits_a)
     torch.testing.assert_close(out.attention, model(IMAGES, predicted).attention)
+
+
+def test_training_step_traces_as_one_graph():
+    model = tiny_model("seenet")
+
+    def step(x, y):
+        return model.loss(model(x, y), y)
+
+    compiled = torch.compile(step, backend="aot_eager", fullgraph=True)
+    loss = compiled(IMAGES, LABELS)
+    loss.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    expected = step(IMAGES, LABELS)
+    expected.backward()
+    torch.testing.assert_close(loss, expected)
+    for g, p in zip(grads, model.parameters()):
+        torch.testing.assert_close(g, p.grad, atol=1e-6, rtol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -334,7 +334,9 @@ class SeeNet(nn.Module):
         """
         if not isinstance(output, SeeNetOutput):
             raise ValueError(f"output must be a SeeNetOutput, got {type(output).__name__}")
-        target = self._check_labels(labels, output.logits_a.shape[0]).to(output.logits_a.dtype)
+        target = self._check_labels(labels, output.logits_a.shape[0]).to(
+            device=output.logits_a.device, dtype=output.logits_a.dtype
+        )
         loss = F.binary_cross_entropy_with_logits(output.logits_a, target)
         if output.logits_b is not None:
             loss = loss + F.binary_cross_entropy_with_logits(output.logits_b, target)
