@@ -33,7 +33,7 @@ pytest: $(STAMP)
 # Triton kernels on CPU tensors through the interpreter: the variable must be set before the kernel
 # module is imported, hence a separate invocation.
 triton-test: $(STAMP)
-	TRITON_INTERPRET=1 $(PY) -m pytest -m triton_interpret -p no:doctest tests
+	TRITON_INTERPRET=1 $(PY) -m pytest -m triton_interpret tests
 
 test: lint pytest triton-test docs
 
