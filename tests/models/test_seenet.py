@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import seenet
+from seenet._io import save_state_dict_file
 from seenet.models.backbones import TimmBackbone
 from seenet.models.seenet import SeeNet, SeeNetOutput
 
@@ -440,6 +441,24 @@ def test_backbone_weights_from_timm_state_dict(tmp_path):
     plain = SeeNet(tiny_backbone(), num_classes=2, hidden_channels=4, pretrained=tmp_path / "bb.pt")
     for k, v in plain.backbone.state_dict().items():
         assert torch.equal(v, src.state_dict()[k])
+
+
+def test_backbone_file_that_does_not_fit(tmp_path):
+    import timm
+
+    sd = timm.create_model("resnet18").state_dict()
+    del sd["layer4.1.bn2.bias"]
+    sd["layer1.0.conv1.weight"] = torch.zeros(64, 64, 1, 1)
+    sd["decoder.weight"] = torch.zeros(3)
+    path = tmp_path / "bad.safetensors"
+    save_state_dict_file(sd, path)
+    with pytest.raises(ValueError) as info:
+        SeeNet("resnet18", num_classes=2, hidden_channels=4, num_convs=1, pretrained=path)
+    msg = str(info.value)
+    assert "backbone weights" in msg and "bad.safetensors" in msg
+    assert "missing keys: layer4.1.bn2.bias" in msg
+    assert "unexpected keys: decoder.weight" in msg
+    assert "layer1.0.conv1.weight: file (64, 64, 1, 1) vs model (64, 64, 3, 3)" in msg
 
 
 def test_pretrained_true_offline_fails_fast_with_advice(monkeypatch):
