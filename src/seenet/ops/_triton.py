@@ -9,7 +9,7 @@ outputs, dtypes and saved tensors, so either backend's saved tensors work with e
   element reads ``f`` once and its pixel's map value (a cached gather: the map is ``C`` times
   smaller), forms the ternary mask ``t`` and the background mask ``b`` in registers from the
   image's thresholds, and writes ``x_b = relu(f) * t``, ``x_c = relu(f) * b`` and the 1-byte
-  ``sign = f > 0``. The elements of channel 0 also store ``t`` (int8) and ``b`` (bool) for
+  ``sign = relu(f) != 0``. The elements of channel 0 also store ``t`` (int8) and ``b`` (bool) for
   backward, so the per-pixel masks come out of the same pass.
 - ``_backward_kernel``: ``grad_f = (g_b * t + g_c * b) * sign`` in one pass; either gradient may be
   absent (a compile-time flag drops its load).
@@ -187,7 +187,8 @@ def _forward_kernel(
     relu = tl.where(f < 0.0, 0.0, f)  # keeps NaN, like torch.relu
     tl.store(xb_ptr + base + r, _narrow_exact(relu * t, xb_ptr), mask=valid)
     tl.store(xc_ptr + base + r, _narrow_exact(relu * b, xc_ptr), mask=valid)
-    tl.store(sign_ptr + base + r, (f > 0.0).to(tl.uint8), mask=valid)
+    # relu(f) != 0: f > 0, with NaN counting as positive, as in the reference
+    tl.store(sign_ptr + base + r, (relu != 0.0).to(tl.uint8), mask=valid)
     # The per-pixel masks, from the elements of channel 0 (NCHW: the first blocks only).
     if CHANNELS_LAST or pid * BLOCK < HW:
         tl.store(t_ptr + n * HW + p, t.to(tl.int8), mask=valid & first)
