@@ -70,8 +70,9 @@ def main(argv: list[str] | None = None) -> None:
         mode: SeeNet(args.backbone, num_classes=k, erase_mode=mode).to(device).train()
         for mode in ("seenet", "cam")
     }
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     print(
-        f"device {device} ({torch.get_num_threads()} CPU threads), backbone {args.backbone}, "
+        f"device {device} ({torch.get_num_threads()} CPU threads{load}), backbone {args.backbone}, "
         f"3x512 heads, {args.size}x{args.size}, batch {n}, {args.repeats} repeats (median)\n"
     )
     steps = [make_step(models[m], images, labels) for m in ("seenet", "cam")]
