@@ -50,6 +50,21 @@ def default_feature_index(model_name: str, reductions: list[int]) -> int:
     return len(reductions) - 1
 
 
+def _create_on_meta(model_name: str, **kwargs: Any) -> nn.Module:
+    """``timm.create_model`` on the meta device (no memory, no init), on the CPU if that fails.
+
+    A few models compute Python numbers from tensors while they are built, which the meta
+    device cannot do.
+    """
+    import timm
+
+    try:
+        with torch.device("meta"):
+            return timm.create_model(model_name, **kwargs)
+    except (RuntimeError, NotImplementedError):
+        return timm.create_model(model_name, **kwargs)
+
+
 class TimmBackbone(nn.Module):
     """A timm model created with ``features_only=True`` that returns one feature level.
 
@@ -90,8 +105,7 @@ class TimmBackbone(nn.Module):
             if key in timm_kwargs:
                 raise ValueError(f"backbone_kwargs must not set {key!r}; SeeNet sets it")
         # one cheap instantiation on the meta device to read the feature levels
-        with torch.device("meta"):
-            probe = timm.create_model(model_name, features_only=True, **timm_kwargs)
+        probe = _create_on_meta(model_name, features_only=True, **timm_kwargs)
         reductions = list(probe.feature_info.reduction())
         channels = list(probe.feature_info.channels())
         del probe
@@ -128,10 +142,7 @@ class TimmBackbone(nn.Module):
 
     def full_model_keys(self) -> dict[str, torch.Size]:
         """Keys and shapes of the full timm model's state dict (built on the meta device)."""
-        import timm
-
-        with torch.device("meta"):
-            full = timm.create_model(self.model_name, **self.timm_kwargs)
+        full = _create_on_meta(self.model_name, **self.timm_kwargs)
         return {k: v.shape for k, v in full.state_dict().items()}
 
 
