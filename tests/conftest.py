@@ -11,6 +11,11 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
+# Under pytest-xdist each worker gets one torch thread: two workers with two threads each on a
+# 2-core machine oversubscribe the CPU and small convolutions slow down many times over.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
 settings.register_profile("seenet", deadline=None, max_examples=40, derandomize=True)
 settings.load_profile("seenet")
 
