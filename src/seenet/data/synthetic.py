@@ -73,12 +73,14 @@ SYNTHETIC_CLASSES: tuple[str, ...] = ("aeroplane", "boat", "car", "train")
 #: Background contexts, one per class in :data:`SYNTHETIC_CLASSES` order.
 CONTEXTS: tuple[str, ...] = ("sky", "water", "road", "rails")
 
-# colours of the class-specific parts (saturated, unlike anything else in the images)
+# colours of the class-specific parts: distinct hues, unlike anything else in the images, but of
+# moderate chroma, so that a colour-contrast saliency (which stretches its map to the most salient
+# pixel) does not rate the parts far above the bodies
 _PART_COLOURS = {
-    "aeroplane": (225, 30, 35),
-    "boat": (250, 215, 0),
-    "car": (215, 30, 215),
-    "train": (25, 70, 235),
+    "aeroplane": (205, 75, 70),
+    "boat": (215, 195, 70),
+    "car": (190, 85, 190),
+    "train": (80, 100, 210),
 }
 # the shared body palette: pale, warm and neutral tones, the same for every class
 _BODY_COLOURS = np.array(
@@ -195,7 +197,7 @@ def _body_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     angle = rng.uniform(0, np.pi)
     period = rng.uniform(4.0, 7.0)
     stripes = np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period)
-    img = colour + rng.uniform(18, 30) * stripes[..., None] * np.array([1.0, 0.95, 0.9])
+    img = colour + rng.uniform(10, 16) * stripes[..., None] * np.array([1.0, 0.95, 0.9])
     return img.astype(np.float32)
 
 

