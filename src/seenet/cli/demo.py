@@ -27,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick", action="store_true", help="fewer images and iterations (under 3 minutes)"
     )
+    parser.add_argument(
+        "--warm-start",
+        action="store_true",
+        help="start SeeNet from the trained CAM network's backbone instead of from ImageNet "
+        "weights alone (not the paper's recipe)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of data and training (0)")
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads for PyTorch (default: all cores)"
@@ -49,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     preset = args.preset or ("quick" if args.quick else "full")
     try:
-        metrics = run_demo(args.out, preset, seed=args.seed)
+        extra = {"warm_start": True} if args.warm_start else {}
+        metrics = run_demo(args.out, preset, seed=args.seed, **extra)
     except (ValueError, FileNotFoundError, ImportError) as e:
         if os.environ.get("SEENET_TRACEBACK"):
             raise

