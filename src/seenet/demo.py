@@ -127,7 +127,7 @@ class DemoSettings:
 PRESETS: dict[str, DemoSettings] = {
     "full": DemoSettings(),
     "quick": DemoSettings(
-        num_train=200, num_val=50, attention_iterations=150, seg_iterations=60, figures=3
+        num_train=160, num_val=40, attention_iterations=120, seg_iterations=40, figures=3
     ),
     "tiny": DemoSettings(
         size=64,
