@@ -15,7 +15,12 @@ def test_list_models():
     names = seenet.list_models()
     assert set(SEENET_NAMES) <= set(names)
     assert names == sorted(names)
-    assert seenet.list_models("seenet_*") == SEENET_NAMES
+    assert seenet.list_models("seenet_*") == ["seenet_efficientnet_lite0", *SEENET_NAMES]
+    assert seenet.list_models("deeplab_*") == [
+        "deeplab_largefov_efficientnet_lite0",
+        "deeplab_largefov_resnet101",
+        "deeplab_largefov_vgg16",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ __all__ = ["register_model", "create_model", "list_models"]
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 # modules whose import registers models; imported on first use so `import seenet` stays light
-_PROVIDERS = ("seenet.models.seenet", "seenet.models.deeplab")
+_PROVIDERS = ("seenet.models.seenet", "seenet.models.deeplab", "seenet.models._lite0")
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
@@ -41,8 +41,8 @@ def list_models(pattern: str = "*") -> list[str]:
         >>> import seenet
         >>> "seenet_vgg16" in seenet.list_models()
         True
-        >>> seenet.list_models("deeplab_*")
-        ['deeplab_largefov_resnet101', 'deeplab_largefov_vgg16']
+        >>> seenet.list_models("deeplab_*vgg16")
+        ['deeplab_largefov_vgg16']
     """
     _load_providers()
     return sorted(n for n in _MODELS if fnmatch.fnmatchcase(n, pattern))

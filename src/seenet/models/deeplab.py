@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._io import load_state_dict_file
+from ._param_groups import make_param_groups
 from ._pretrained import hub_state_dict, load_checked
 from ._registry import register_model
 
@@ -350,35 +351,8 @@ class DeepLabLargeFOV(nn.Module):
             new 0.01 10.0 0.0005
             new_no_decay 0.01 10.0 0.0
         """
-        for value, arg in ((lr, "lr"), (weight_decay, "weight_decay")):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{arg} must be a non-negative number, got {value!r}")
         new_ids = {id(p) for m in self.new_modules() for p in m.parameters()}
-        buckets: dict[str, list[nn.Parameter]] = {
-            "pretrained": [], "pretrained_no_decay": [], "new": [], "new_no_decay": [],
-        }  # fmt: skip
-        for p in self.parameters():
-            if not p.requires_grad:
-                continue
-            name = "new" if id(p) in new_ids else "pretrained"
-            if p.ndim <= 1:
-                name += "_no_decay"
-            buckets[name].append(p)
-        groups = []
-        for name, params in buckets.items():
-            if not params:
-                continue
-            mult = 10.0 if name.startswith("new") else 1.0
-            groups.append(
-                {
-                    "name": name,
-                    "params": params,
-                    "lr": lr * mult,
-                    "lr_mult": mult,
-                    "weight_decay": 0.0 if name.endswith("no_decay") else float(weight_decay),
-                }
-            )
-        return groups
+        return make_param_groups(self, lr, weight_decay, lambda _, p: id(p) in new_ids)
 
     # ------------------------------------------------------------------ forward
 

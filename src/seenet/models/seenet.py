@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from .._io import load_state_dict_file, save_state_dict_file
 from .._validation import check_choice, check_fraction, check_tensor, check_thresholds
 from ..functional import class_agnostic_attention, self_erase
+from ._param_groups import make_param_groups
 from ._pretrained import hub_state_dict, load_checked
 from ._registry import register_model
 from .backbones import TimmBackbone, create_backbone, load_backbone_weights
@@ -439,37 +440,10 @@ class SeeNet(nn.Module):
             >>> [(g["name"], g["lr"], g["weight_decay"]) for g in model.param_groups(0.1, 1e-4)]
             [('backbone', 0.1, 0.0001), ('backbone_no_decay', 0.1, 0.0), ('heads', 1.0, 0.0001), ('heads_no_decay', 1.0, 0.0)]
         """  # noqa: E501
-        for value, name in ((lr, "lr"), (weight_decay, "weight_decay")):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-        buckets: dict[str, list[nn.Parameter]] = {
-            "backbone": [],
-            "backbone_no_decay": [],
-            "heads": [],
-            "heads_no_decay": [],
-        }
-        for name, param in self.named_parameters():
-            if not param.requires_grad:
-                continue
-            part = "backbone" if name.startswith("backbone.") else "heads"
-            if param.ndim <= 1:
-                part += "_no_decay"
-            buckets[part].append(param)
-        groups = []
-        for name, params in buckets.items():
-            if not params:
-                continue
-            mult = 1.0 if name.startswith("backbone") else 10.0
-            groups.append(
-                {
-                    "name": name,
-                    "params": params,
-                    "lr": lr * mult,
-                    "lr_mult": mult,
-                    "weight_decay": 0.0 if name.endswith("no_decay") else float(weight_decay),
-                }
-            )
-        return groups
+        return make_param_groups(
+            self, lr, weight_decay, lambda name, _: not name.startswith("backbone."),
+            names=("backbone", "heads"),
+        )
 
 
 def _factory(backbone: str, pretrained: bool | str | os.PathLike, kwargs: dict) -> SeeNet:
