@@ -29,6 +29,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture
+def tiny_voc(tmp_path):
+    """A tiny VOC2012 tree (6 train_aug, 3 val images of 40x48 px), see ``tests/tiny_voc.py``."""
+    from tiny_voc import make_tiny_voc
+
+    return make_tiny_voc(tmp_path)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,19 +12,14 @@ from seenet.data.voc import labels_from_mask, load_label, read_split
 from seenet.metrics import ConfusionMatrix
 from seenet.pseudo import dense_maps, load_maps, proxy_ground_truth
 from seenet.saliency import SaliencyFolder
-
-_spec = importlib.util.spec_from_file_location(
-    "seenet_tests_tiny_voc_stages", Path(__file__).with_name("tiny_voc.py")
-)
-tiny_voc = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tiny_voc)
+from tiny_voc import make_tiny_voc, tiny_config
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("stages")
-    voc = tiny_voc.make_tiny_voc(root)
-    cfg = tiny_voc.tiny_config(voc, root / "run")
+    voc = make_tiny_voc(root)
+    cfg = tiny_config(voc, root / "run")
     summaries = {}
     for name in ("train_attention", "attention_maps", "proxy_gt", "train_seg", "evaluate"):
         summaries[name] = getattr(stages, name)(cfg)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -16,19 +15,14 @@ import yaml
 from seenet._io import load_state_dict_file
 from seenet.cli import COMMANDS, main
 from seenet.pseudo import save_maps
-
-_spec = importlib.util.spec_from_file_location(
-    "seenet_tests_tiny_voc_cli", Path(__file__).parents[1] / "tiny_voc.py"
-)
-tiny_voc_module = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tiny_voc_module)
+from tiny_voc import tiny_config
 
 PIPELINE = ("train-attention", "attention-maps", "proxy-gt", "train-seg", "evaluate")
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
 
 
 def _recipe(voc: Path, work: Path, path: Path, **train) -> Path:
-    cfg = tiny_voc_module.tiny_config(voc, work)
+    cfg = tiny_config(voc, work)
     cfg["attention"]["train"].update(train)
     path.write_text(yaml.safe_dump(cfg))
     return path

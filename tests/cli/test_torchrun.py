@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import torch
 import yaml
@@ -13,12 +11,7 @@ import yaml
 from seenet import stages
 from seenet._io import save_state_dict_file
 from seenet.models.deeplab import DeepLabLargeFOV
-
-_spec = importlib.util.spec_from_file_location(
-    "seenet_tests_tiny_voc_torchrun", Path(__file__).parents[1] / "tiny_voc.py"
-)
-tiny_voc_module = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tiny_voc_module)
+from tiny_voc import tiny_config
 
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
 
@@ -31,7 +24,7 @@ def _torchrun(*args: str) -> subprocess.CompletedProcess:
 
 def test_pipeline_commands_under_torchrun(tiny_voc, tmp_path):
     # (training under torchrun: tests/engine/test_loop.py::test_two_processes_train_in_step)
-    cfg = tiny_voc_module.tiny_config(tiny_voc, tmp_path / "run")
+    cfg = tiny_config(tiny_voc, tmp_path / "run")
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump(cfg))
     stages.train_attention(cfg)
