@@ -58,7 +58,7 @@ def dense_crf(
 
     Args:
         image: The RGB image, uint8 ``(H, W, 3)`` (numpy array or tensor). A non-contiguous
-            array is copied to a contiguous one.
+            or read-only array is copied.
         probs: Class probabilities ``(K, H, W)`` that sum to 1 over ``K`` (e.g. the output of
             :func:`seenet.segment` for one image).
         iterations: Mean-field iterations (10).
@@ -94,7 +94,8 @@ def dense_crf(
     img = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"image must be uint8 of shape (H, W, 3), got {img.dtype} {img.shape}")
-    img = np.ascontiguousarray(img)
+    if not (img.flags.c_contiguous and img.flags.writeable):
+        img = np.array(img, order="C")  # pydensecrf needs a writable C-contiguous buffer
 
     p = probs.detach().cpu().numpy() if isinstance(probs, torch.Tensor) else np.asarray(probs)
     if p.ndim != 3 or not np.issubdtype(p.dtype, np.floating):

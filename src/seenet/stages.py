@@ -606,7 +606,7 @@ class _ProxyJob(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         from .data.voc import save_label
-        from .pseudo import dense_maps, load_maps, proxy_ground_truth
+        from .pseudo import load_maps, proxy_ground_truth_from_maps
 
         image_id = self.ids[index]
         target = self.out_dir / f"{image_id}.png"
@@ -616,11 +616,15 @@ class _ProxyJob(torch.utils.data.Dataset):
         classes, maps = load_maps(self.maps_dir / f"{image_id}.npz")
         size = (int(maps.shape[1]), int(maps.shape[2]))
         saliency = self._saliency(image_id, size)
-        attention, labels = dense_maps(classes, maps, self.num_classes)
-        label = proxy_ground_truth(
-            attention,
+        if len(classes) and int(classes.max()) >= self.num_classes:
+            raise ValueError(
+                f"{self.maps_dir / f'{image_id}.npz'}: class {int(classes.max())} is outside the "
+                f"{self.num_classes} classes of the recipe"
+            )
+        label = proxy_ground_truth_from_maps(
+            classes,
+            maps,
             saliency,
-            labels,
             w=p["w"],
             saliency_threshold=p["saliency_threshold"],
             conflict_threshold=p["conflict_threshold"],
