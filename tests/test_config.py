@@ -10,6 +10,7 @@ from seenet.config import (
     apply_overrides,
     dump_config,
     load_config,
+    merge_config,
     parse_override,
     resolve_config,
 )
@@ -197,3 +198,13 @@ def test_image_ids_survive_overrides():
     assert load_config(overrides=["attention.train.iterations=25_000"])["attention"]["train"][
         "iterations"
     ] == 25000
+
+
+@pytest.mark.parametrize("section", ["attention", "segmentation"])
+def test_model_pretrained_takes_a_file_path_or_a_flag(section):
+    cfg = apply_overrides(DEFAULTS, [f"{section}.model.pretrained=/weights/vgg16.safetensors"])
+    assert cfg[section]["model"]["pretrained"] == "/weights/vgg16.safetensors"
+    cfg = apply_overrides(DEFAULTS, [f"{section}.model.pretrained=false"])
+    assert cfg[section]["model"]["pretrained"] is False
+    with pytest.raises(ValueError, match=f"{section}.model.pretrained"):
+        merge_config({section: {"model": {"pretrained": 3}}})

@@ -218,6 +218,16 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
     """Convert ``value`` to the type of ``default`` where that is unambiguous."""
     if default is None or value is None:
         return value
+    if key.endswith("model.pretrained"):
+        # true/false, or the path of a local weights file
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            low = value.lower()
+            if low in ("true", "false", "yes", "no"):
+                return low in ("true", "yes")
+            return value
+        raise ValueError(f"{key} must be true, false or a file path, got {value!r}")
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
