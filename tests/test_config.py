@@ -207,4 +207,4 @@ def test_model_pretrained_takes_a_file_path_or_a_flag(section):
     cfg = apply_overrides(DEFAULTS, [f"{section}.model.pretrained=false"])
     assert cfg[section]["model"]["pretrained"] is False
     with pytest.raises(ValueError, match=f"{section}.model.pretrained"):
-        merge_config({section: {"model": {"pretrained": 3}}})
+        merge_config(DEFAULTS, {section: {"model": {"pretrained": 3}}})
