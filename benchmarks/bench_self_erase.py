@@ -50,6 +50,15 @@ def eager_composition(features, attention, dh=0.7, dl=0.05, dbg=0.375):
     return r * t, r * b
 
 
+def make_inputs(shape, dtype, device):
+    """Seeded features (requiring grad), erasing map and output gradients."""
+    g = torch.Generator(device="cpu").manual_seed(0)
+    n, c, h, w = shape
+    f = torch.randn(n, c, h, w, generator=g).to(device, dtype).requires_grad_()
+    m = torch.rand(n, 1, h, w, generator=g).to(device)
+    return f, m, (torch.randn_like(f), torch.randn_like(f))
+
+
 def saved_bytes(fn, features, attention) -> int:
     total = 0
 
@@ -76,10 +85,7 @@ def bench(shapes, dtypes, device, repeats):
     rows = []
     for label, n, c, h, w in shapes:
         for dtype in dtypes:
-            g = torch.Generator(device="cpu").manual_seed(0)
-            f = torch.randn(n, c, h, w, generator=g).to(device, dtype).requires_grad_()
-            m = torch.rand(n, 1, h, w, generator=g).to(device)
-            grads = (torch.randn_like(f), torch.randn_like(f))
+            f, m, grads = make_inputs((n, c, h, w), dtype, device)
 
             def ours(x, a):
                 return self_erase(x, a, backend="reference" if device == "cpu" else "auto")
@@ -166,10 +172,7 @@ def bench_gpu(shapes, dtypes, device: str, repeats: int, backend: str = "triton"
     rows = []
     for label, n, c, h, w in shapes:
         for dtype in dtypes:
-            g = torch.Generator(device="cpu").manual_seed(0)
-            f = torch.randn(n, c, h, w, generator=g).to(device, dtype).requires_grad_()
-            m = torch.rand(n, 1, h, w, generator=g).to(device)
-            grads = (torch.randn_like(f), torch.randn_like(f))
+            f, m, grads = make_inputs((n, c, h, w), dtype, device)
             compiled = torch.compile(eager_composition, dynamic=False)
             paths = {"eager": eager_composition, "compiled": compiled, "fused": fused}
             times = dict(zip(paths, median_times(

@@ -310,6 +310,28 @@ def _reduce_counts(values: Sequence[float], info: Any) -> list[float]:
     return t.cpu().tolist()
 
 
+def _finish_batch_job(
+    cfg: dict[str, Any],
+    root: Path,
+    section: Mapping[str, Any],
+    ids: list[str],
+    info: Any,
+    out_dir: Path,
+    overlays: Any,
+    where: str,
+    **counts: Any,
+) -> dict[str, Any]:
+    """Summary of a batch job (written by the main process with the chosen overlays)."""
+    summary: dict[str, Any] = {"total": len(ids), **counts, "out_dir": str(out_dir)}
+    summary["rank"] = info.rank
+    overlay_ids = _overlay_ids(section, ids, where)
+    if info.is_main:
+        if overlay_ids:
+            overlays(cfg, root, overlay_ids, out_dir, out_dir / "overlays")
+        _write_json(out_dir / "summary.json", summary)
+    return summary
+
+
 def _overlay_ids(section: Mapping[str, Any], ids: list[str], where: str) -> list[str]:
     """The images to draw overlays for: ``overlay_ids`` if given, else the first ``overlays``."""
     chosen = [str(i) for i in section["overlay_ids"]]
@@ -546,20 +568,10 @@ def _run_attention_maps(cfg: dict[str, Any]) -> dict[str, Any]:
         written += 1
     written, skipped = (int(v) for v in _reduce_counts([written, skipped], info))
     barrier(info)
-    summary: dict[str, Any] = {
-        "total": len(ids),
-        "written": written,
-        "skipped": skipped,
-        "seconds": time.perf_counter() - t0,
-        "out_dir": str(out_dir),
-        "rank": info.rank,
-    }
-    overlay_ids = _overlay_ids(section, ids, "maps")
-    if info.is_main:
-        if overlay_ids:
-            _map_overlays(cfg, root, overlay_ids, out_dir, out_dir / "overlays")
-        _write_json(out_dir / "summary.json", summary)
-    return summary
+    return _finish_batch_job(
+        cfg, root, section, ids, info, out_dir, _map_overlays, "maps",
+        written=written, skipped=skipped, seconds=time.perf_counter() - t0,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -685,21 +697,11 @@ def _run_proxy_gt(cfg: dict[str, Any]) -> dict[str, Any]:
         for i, c in enumerate(counts)
         if c > 0
     }
-    summary: dict[str, Any] = {
-        "total": len(ids),
-        "written": written,
-        "skipped": skipped,
-        "seconds": time.perf_counter() - t0,
-        "out_dir": str(out_dir),
-        "class_pixels": class_pixels,
-        "rank": info.rank,
-    }
-    overlay_ids = _overlay_ids(section, ids, "proxy")
-    if info.is_main:
-        if overlay_ids:
-            _label_overlays(cfg, root, overlay_ids, out_dir, out_dir / "overlays")
-        _write_json(out_dir / "summary.json", summary)
-    return summary
+    return _finish_batch_job(
+        cfg, root, section, ids, info, out_dir, _label_overlays, "proxy",
+        written=written, skipped=skipped, seconds=time.perf_counter() - t0,
+        class_pixels=class_pixels,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
