@@ -12,11 +12,13 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable, TypeVar
 
 import torch
 
-__all__ = ["atomic_write", "load_state_dict_file", "save_state_dict_file"]
+T = TypeVar("T")
+
+__all__ = ["atomic_write", "read_image_file", "load_state_dict_file", "save_state_dict_file"]
 
 
 @contextlib.contextmanager
@@ -53,6 +55,42 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def read_image_file(path: str | os.PathLike, what: str, decode: Callable[[Any], T]) -> T:
+    """Open an image file, decode it fully and hand it to ``decode``; errors name the file.
+
+    Args:
+        path: The file.
+        what: Words for the file in messages, e.g. ``"image"`` or ``"label map"``.
+        decode: Turns the loaded ``PIL.Image.Image`` into the result; a ``ValueError`` it raises
+            is reported as an unreadable file.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If the file cannot be decoded (truncated, corrupt, not an image, or refused by
+            ``decode``), naming the file.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from PIL import Image
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.png"
+        >>> Image.new("L", (3, 2)).save(p)
+        >>> read_image_file(p, "image", lambda img: img.size)
+        (3, 2)
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return decode(image)
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError,
+            Image.DecompressionBombError) as e:  # fmt: skip
+        raise ValueError(f"cannot read {what} {path}: {e}") from None
 
 
 def _unwrap(obj: Any) -> dict[str, torch.Tensor]:

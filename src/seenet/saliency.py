@@ -19,9 +19,9 @@ from typing import Union
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from ._io import atomic_write
+from ._io import atomic_write, read_image_file
 from ._validation import check_choice
 
 __all__ = [
@@ -47,7 +47,7 @@ def _check_size(size: object) -> tuple[int, int] | None:
     return int(size[0]), int(size[1])
 
 
-def _to_unit(img: Image.Image, path: Path) -> np.ndarray:
+def _to_unit(img: Image.Image) -> np.ndarray:
     """An image's grey values as float32 in [0, 1]."""
     if img.mode in ("I;16", "I;16B", "I;16L"):
         return np.asarray(img, dtype=np.float32) / 65535.0
@@ -55,7 +55,7 @@ def _to_unit(img: Image.Image, path: Path) -> np.ndarray:
         arr = np.asarray(img, dtype=np.float32)
         return arr / 65535.0 if arr.max(initial=0) > 255 else arr / 255.0
     if img.mode == "F":
-        raise ValueError(f"{path}: floating-point images are not saliency PNGs (mode 'F')")
+        raise ValueError("floating-point images are not saliency PNGs (mode 'F')")
     if img.mode != "L":
         img = img.convert("L")
     return np.asarray(img, dtype=np.float32) / 255.0
@@ -92,15 +92,7 @@ def read_saliency(
     """
     size = _check_size(size)
     check_choice(normalize, "normalize", ("fixed", "minmax"))
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"saliency map not found: {path}")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            arr = _to_unit(img, path)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ValueError(f"cannot read saliency map {path}: {e}") from None
+    arr = read_image_file(path, "saliency map", _to_unit)
     if normalize == "minmax":
         lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
         arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)

@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .._classes import VOC_FOREGROUND, voc_palette
-from .._io import atomic_write
+from .._io import atomic_write, read_image_file
 from ..saliency import SaliencyFolder
 from .transforms import to_tensor
 
@@ -54,14 +54,6 @@ __all__ = [
     "LabelFolder",
     "SaliencyFolder",
 ]
-
-_READ_ERRORS = (
-    OSError,
-    SyntaxError,
-    ValueError,
-    UnidentifiedImageError,
-    Image.DecompressionBombError,
-)
 
 
 def _resolve(root: str | os.PathLike | None, folder: str | os.PathLike) -> Path:
@@ -119,15 +111,13 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         FileNotFoundError: If ``path`` does not exist.
         ValueError: If it cannot be decoded (truncated, corrupt, not an image), naming the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.convert("RGB")
-    except _READ_ERRORS as e:
-        raise ValueError(f"cannot read image {path}: {e}") from None
+    return read_image_file(path, "image", lambda image: image.convert("RGB"))
+
+
+def _label_ids(image: Image.Image) -> np.ndarray:
+    if image.mode not in ("P", "L", "I", "I;16"):
+        raise ValueError(f"expected a palette or grey PNG of label ids, got mode {image.mode!r}")
+    return np.asarray(image)
 
 
 def load_label(path: str | os.PathLike) -> np.ndarray:
@@ -137,19 +127,7 @@ def load_label(path: str | os.PathLike) -> np.ndarray:
         FileNotFoundError: If ``path`` does not exist.
         ValueError: If it cannot be decoded or is a colour (RGB) image, naming the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"label map not found: {path}")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode not in ("P", "L", "I", "I;16"):
-                raise ValueError(
-                    f"expected a palette or grey PNG of label ids, got mode {image.mode!r}"
-                )
-            array = np.asarray(image)
-    except _READ_ERRORS as e:
-        raise ValueError(f"cannot read label map {path}: {e}") from None
+    array = read_image_file(path, "label map", _label_ids)
     if array.dtype != np.uint8:
         if array.min() < 0 or array.max() > 255:
             raise ValueError(f"cannot read label map {path}: ids outside [0, 255]")
