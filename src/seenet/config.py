@@ -47,6 +47,19 @@ __all__ = [
     "get_key",
 ]
 
+# Training settings both stages share (the paper fixes neither; these are the engine's defaults).
+_TRAIN_COMMON: dict[str, Any] = {
+    "lr_gamma": 0.1,
+    "poly_power": 0.9,
+    "accumulate": 1,
+    "amp": False,
+    "deterministic": True,
+    "checkpoint_every": 1000,
+    "log_every": 20,
+    "resume": False,
+    "out_dir": None,
+}
+
 #: Paper hyper-parameters (SPEC section 1) for PASCAL VOC 2012 + SBD. ``null`` output paths are
 #: derived from ``work_dir`` by the stages (see :mod:`seenet.stages`).
 DEFAULTS: dict[str, Any] = {
@@ -78,15 +91,7 @@ DEFAULTS: dict[str, Any] = {
             "weight_decay": 2e-4,
             "schedule": "step",
             "lr_steps": [15000],
-            "lr_gamma": 0.1,
-            "poly_power": 0.9,
-            "accumulate": 1,
-            "amp": False,
-            "deterministic": True,
-            "checkpoint_every": 1000,
-            "log_every": 20,
-            "resume": False,
-            "out_dir": None,
+            **_TRAIN_COMMON,
         },
     },
     "maps": {
@@ -128,15 +133,7 @@ DEFAULTS: dict[str, Any] = {
             "weight_decay": 5e-4,
             "schedule": "poly",
             "lr_steps": [],
-            "lr_gamma": 0.1,
-            "poly_power": 0.9,
-            "accumulate": 1,
-            "amp": False,
-            "deterministic": True,
-            "checkpoint_every": 1000,
-            "log_every": 20,
-            "resume": False,
-            "out_dir": None,
+            **_TRAIN_COMMON,
         },
     },
     "evaluate": {
