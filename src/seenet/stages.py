@@ -504,17 +504,23 @@ def _save_class_pngs(out_dir: Path, image_id: str, classes: np.ndarray, maps: np
             img.save(f, format="PNG")
 
 
+def _image_array(data: Mapping[str, Any], root: Path, image_id: str) -> np.ndarray:
+    """The RGB image of ``image_id`` as a uint8 (H, W, 3) array."""
+    from .data.voc import load_image
+
+    return np.asarray(
+        load_image(_in_root(root, data["image_dir"]) / f"{image_id}{data['image_suffix']}")
+    )
+
+
 def _map_overlays(cfg: dict[str, Any], root: Path, ids: list[str], maps_dir: Path,
                   out_dir: Path) -> None:
-    from .data.voc import load_image
     from .pseudo import load_maps
     from .viz import overlay_attention, save_png, tile
 
     data = cfg["data"]
     for image_id in ids:
-        image = np.asarray(
-            load_image(_in_root(root, data["image_dir"]) / f"{image_id}{data['image_suffix']}")
-        )
+        image = _image_array(data, root, image_id)
         classes, maps = load_maps(maps_dir / f"{image_id}.npz")
         panels = [image] + [overlay_attention(image, m) for m in maps]
         titles = ["image"] + [_class_name(c, data["num_classes"]) for c in classes.tolist()]
@@ -649,14 +655,12 @@ class _ProxyJob(torch.utils.data.Dataset):
 
 def _label_overlays(cfg: dict[str, Any], root: Path, ids: list[str], label_dir: Path,
                     out_dir: Path) -> None:
-    from .data.voc import load_image, load_label
+    from .data.voc import load_label
     from .viz import overlay_labels, save_png, tile
 
     data = cfg["data"]
     for image_id in ids:
-        image = np.asarray(
-            load_image(_in_root(root, data["image_dir"]) / f"{image_id}{data['image_suffix']}")
-        )
+        image = _image_array(data, root, image_id)
         label = load_label(label_dir / f"{image_id}.png")
         save_png(out_dir / f"{image_id}.png",
                  tile([image, overlay_labels(image, label)], ["image", "proxy labels"]))
