@@ -52,6 +52,7 @@ _TRAIN_COMMON: dict[str, Any] = {
     "lr_gamma": 0.1,
     "poly_power": 0.9,
     "accumulate": 1,
+    "clip_grad_norm": None,
     "amp": False,
     "deterministic": True,
     "checkpoint_every": 1000,

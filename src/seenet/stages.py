@@ -76,7 +76,8 @@ def train_attention(cfg: Mapping[str, Any]) -> dict[str, Any]:
       accumulation steps), ``iterations`` (25000), ``lr`` (1e-3, new layers at 10x through the
       model's ``param_groups``), ``momentum`` (0.9), ``weight_decay`` (2e-4), ``schedule``
       (``"step"``; or ``"poly"``, ``"constant"``), ``lr_steps`` ([15000]), ``lr_gamma`` (0.1),
-      ``poly_power`` (0.9), ``accumulate`` (1, gradient accumulation steps), ``amp`` (false),
+      ``poly_power`` (0.9), ``accumulate`` (1, gradient accumulation steps), ``clip_grad_norm``
+      (null: no clipping, as the paper; a number caps the gradients' global norm), ``amp`` (false),
       ``deterministic`` (true), ``checkpoint_every`` (1000), ``log_every`` (20), ``resume``
       (false: continue from ``out_dir/checkpoint.pt``), ``out_dir`` (``{work_dir}/attention``).
 

@@ -111,6 +111,46 @@ def test_gradient_accumulation_matches_the_full_batch(tmp_path):
         torch.testing.assert_close(accumulated.state_dict()[k], v, rtol=1e-5, atol=1e-6)
 
 
+def _step_gradients(model, start, lrs=(0.01, 0.1)):
+    """The gradient each parameter took in one plain SGD step (momentum 0, no weight decay)."""
+    lr_of = [lrs[0]] * len(list(model.body.parameters())) + [lrs[1]] * 2
+    return [(s - p.detach()) / lr for s, p, lr in zip(start, model.parameters(), lr_of)]
+
+
+def _norm(tensors):
+    return torch.linalg.vector_norm(torch.cat([t.flatten() for t in tensors]))
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_clip_grad_norm_rescales_the_step_to_the_norm(tmp_path, amp):
+    data = tiny.KeyedData()
+    one_step = dict(iterations=1, momentum=0.0, weight_decay=0.0, amp=amp)
+    free = tiny.make()
+    start = [p.detach().clone() for p in free.parameters()]
+    fit(free, data, tiny.mse, _settings(**one_step), tmp_path / "a", progress=False)
+    g_free = _step_gradients(free, start)
+    cap = float(_norm(g_free)) / 4  # well below the gradient's norm: clipping is active
+    clipped = tiny.make()
+    fit(clipped, data, tiny.mse, _settings(clip_grad_norm=cap, **one_step), tmp_path / "b",
+        progress=False)
+    g_clip = _step_gradients(clipped, start)
+    assert float(_norm(g_clip)) == pytest.approx(cap, rel=1e-3)
+    for a, b in zip(g_free, g_clip):  # the same direction, a quarter of the length
+        torch.testing.assert_close(b, a / 4, rtol=1e-3, atol=1e-4 * cap)
+    # a cap above the norm changes nothing
+    loose = tiny.make()
+    fit(loose, data, tiny.mse, _settings(clip_grad_norm=cap * 8, **one_step), tmp_path / "c",
+        progress=False)
+    for a, b in zip(free.parameters(), loose.parameters()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "1"])
+def test_clip_grad_norm_must_be_positive(bad):
+    with pytest.raises(ValueError, match="clip_grad_norm"):
+        _settings(clip_grad_norm=bad)
+
+
 def test_workers_do_not_change_the_result(tmp_path):
     data = tiny.KeyedData()
     a, b = tiny.make(), tiny.make()

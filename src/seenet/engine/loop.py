@@ -52,6 +52,12 @@ class TrainSettings:
     ``batch_size`` is the global batch of one optimisation step: it is split over the processes
     and the ``accumulate`` micro-steps, so the same recipe gives the same optimisation on one GPU or
     eight.
+
+    ``clip_grad_norm`` (``None``: off, the paper's setting) rescales the gradients of each step so
+    that their global L2 norm is at most this value (``torch.nn.utils.clip_grad_norm_``, after
+    accumulation and, with AMP, after unscaling). Short schedules with high learning rates need
+    it: the erasing branch S_B sees sign-flipped features whose zones move while S_A learns, and
+    its loss can spike by orders of magnitude in the first iterations.
     """
 
     iterations: int
@@ -64,6 +70,7 @@ class TrainSettings:
     lr_gamma: float = 0.1
     poly_power: float = 0.9
     accumulate: int = 1
+    clip_grad_norm: float | None = None
     amp: bool = False
     deterministic: bool = True
     checkpoint_every: int = 1000
@@ -72,6 +79,14 @@ class TrainSettings:
     seed: int = 0
     num_workers: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.clip_grad_norm is not None and not (
+            isinstance(self.clip_grad_norm, (int, float)) and self.clip_grad_norm > 0
+        ):
+            raise ValueError(
+                f"clip_grad_norm must be a positive number or None, got {self.clip_grad_norm!r}"
+            )
 
     @classmethod
     def from_config(
@@ -333,6 +348,9 @@ def fit(
                         loss = loss_fn(train_model, batch) / settings.accumulate
                     scaler.scale(loss).backward()
                 step_loss += loss.detach().float()
+            if settings.clip_grad_norm is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad_norm)
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
