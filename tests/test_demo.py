@@ -74,6 +74,15 @@ def test_attention_miou_matches_a_literal_sweep(small_tree, tmp_path):
         assert result["curve"][t] == pytest.approx(_literal_miou(preds, targets), abs=1e-6)
     assert result["miou"] == max(result["curve"].values())
     assert result["curve"][result["threshold"]] == result["miou"]
+    # coverages at the best t: object and background pixels marked as any class
+    t = result["threshold"]
+    marked = [np.max(maps, 0) >= t - 1e-6 for _, maps in stored]
+    obj = sum(int((m & (tg > 0)).sum()) for m, tg in zip(marked, targets))
+    bg = sum(int((m & (tg == 0)).sum()) for m, tg in zip(marked, targets))
+    n_obj = sum(int((tg > 0).sum()) for tg in targets)
+    n_bg = sum(int((tg == 0).sum()) for tg in targets)
+    assert result["object_coverage"] == pytest.approx(obj / n_obj)
+    assert result["background_coverage"] == pytest.approx(bg / n_bg)
 
 
 def test_label_miou_and_background_floor(small_tree, tmp_path):
@@ -119,17 +128,19 @@ def test_demo_command_end_to_end(tmp_path):
     out = tmp_path / "demo"
     result = _seenet("demo", "--out", str(out), "--preset", "tiny", "--threads", "1")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "[demo 8/8" in result.stderr  # progress lines
+    assert "[demo 10/10" in result.stderr  # progress lines
     assert "report:" in result.stdout
 
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"attention", "proxy_gt", "segmentation"}
+    assert set(metrics) == {"attention", "proxy_gt", "segmentation", "no_context"}
     assert set(metrics["attention"]) == set(metrics["proxy_gt"]) == {"cam", "seenet"}
     for mode in ("cam", "seenet"):
         assert set(metrics["attention"][mode]) == {"miou", "threshold"}
         assert metrics["attention"][mode]["threshold"] in THRESHOLDS
         assert set(metrics["proxy_gt"][mode]) == {"miou"}
     assert set(metrics["segmentation"]) == {"miou"}
+    ablation = metrics["no_context"]
+    assert ablation["context_prob"] == 0.0 and set(ablation["attention"]) == {"cam", "seenet"}
 
     # every score beats predicting background everywhere on the same images
     data = out / "data"
@@ -139,7 +150,11 @@ def test_demo_command_end_to_end(tmp_path):
         assert metrics["attention"][mode]["miou"] > floor_train, (mode, metrics, floor_train)
         assert metrics["proxy_gt"][mode]["miou"] > floor_train, (mode, metrics, floor_train)
     assert metrics["segmentation"]["miou"] > floor_val, (metrics, floor_val)
+    floor_ablation = background_miou(out / "data_no_context", "train_aug")
+    for mode in ("cam", "seenet"):
+        assert ablation["attention"][mode]["miou"] > floor_ablation, (mode, ablation)
 
+    ids = (data / "ImageSets/Segmentation/train_aug.txt").read_text().split()
     report = (out / "report.md").read_text()
     assert "| attention mIoU" in report and "| proxy ground truth mIoU" in report
     figures = sorted((out / "figures").glob("example_*.png"))
@@ -149,8 +164,18 @@ def test_demo_command_end_to_end(tmp_path):
         image = Image.open(fig)
         assert image.format == "PNG" and image.width > 5 * image.height  # six panels in a row
         assert np.asarray(image.convert("L")).std() > 10  # not blank
+    assert "## Without class context" in report
+    ablation_figures = sorted((out / "figures").glob("no_context_*.png"))
+    assert len(ablation_figures) == 1
+    assert f"]({ablation_figures[0].relative_to(out).as_posix()})" in report
+    # the ablation data differ from the main data in the backgrounds only
+    info = json.loads((out / "data_no_context" / "synthetic.json").read_text())
+    assert info["context_prob"] == 0.0
+    for image_id in ids:
+        masks = [np.asarray(Image.open(out / d / "SegmentationClassAug" / f"{image_id}.png"))
+                 for d in ("data", "data_no_context")]  # fmt: skip
+        assert np.array_equal(*masks)
     # the stages wrote their real outputs
-    ids = (data / "ImageSets/Segmentation/train_aug.txt").read_text().split()
     for mode in ("cam", "seenet"):
         assert len(list((out / "runs" / mode / "maps").glob("*.npz"))) == len(ids)
         assert len(list((out / "runs" / mode / "proxy_gt").glob("*.png"))) == len(ids)

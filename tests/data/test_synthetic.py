@@ -147,6 +147,19 @@ def test_each_class_comes_with_its_own_context():
     assert abs(own - 0.25) < 0.07
 
 
+def test_context_prob_changes_the_backgrounds_only():
+    changed = 0
+    for i in range(30):
+        a = render_sample(np.random.default_rng([5, i]), size=48, context_prob=1.0)
+        b = render_sample(np.random.default_rng([5, i]), size=48, context_prob=0.0)
+        assert np.array_equal(a.mask, b.mask)
+        assert [o.name for o in a.objects] == [o.name for o in b.objects]
+        objects = a.mask > 0
+        assert np.array_equal(a.image[objects], b.image[objects])
+        changed += a.context != b.context
+    assert changed > 10  # p = 1 and p = 0 do pick different backgrounds
+
+
 def _nearest_centroid_accuracy(features, labels):
     """Leave-one-out nearest class mean accuracy."""
     features, labels = np.asarray(features), np.asarray(labels)

@@ -334,7 +334,9 @@ def render_sample(
         classes: Classes to draw from (subset of :data:`SYNTHETIC_CLASSES`).
         max_objects: Up to this many objects (at least one), classes drawn independently.
         context_prob: Probability that the background is the first object's own context; else
-            the context is drawn uniformly from all contexts.
+            the context is drawn uniformly from all contexts. The objects do not depend on it:
+            the same generator state gives the same objects and label map for every value, so
+            data sets that differ only in ``context_prob`` differ only in their backgrounds.
 
     Returns:
         The :class:`SyntheticSample`.
@@ -359,11 +361,13 @@ def render_sample(
 
     n = int(rng.integers(1, max_objects + 1))
     names = [classes[int(rng.integers(len(classes)))] for _ in range(n)]
-    if rng.random() < context_prob:
-        context = CONTEXTS[SYNTHETIC_CLASSES.index(names[0])]
-    else:
-        context = CONTEXTS[int(rng.integers(len(CONTEXTS)))]
-    image = _context_texture(rng, context, size)
+    # the background takes a fixed number of draws from ``rng`` whatever its context, so that
+    # the same generator gives the same objects for every ``context_prob``
+    own_context = rng.random() < context_prob
+    other_context = CONTEXTS[int(rng.integers(len(CONTEXTS)))]
+    background_rng = np.random.default_rng(int(rng.integers(2**63)))
+    context = CONTEXTS[SYNTHETIC_CLASSES.index(names[0])] if own_context else other_context
+    image = _context_texture(background_rng, context, size)
     mask = np.zeros((size, size), np.uint8)
 
     # larger objects when alone; placement keeps most of each object inside the image
