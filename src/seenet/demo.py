@@ -488,6 +488,21 @@ def _signed_points(x: float) -> str:
     return f"{100 * x:+.1f} points"
 
 
+def _attention_rows(scores: dict[str, dict[str, Any]]) -> list[str]:
+    """The head and attention rows of a CAM-versus-SeeNet table (:func:`attention_miou` results)."""
+    cam, see = scores["cam"], scores["seenet"]
+    return [
+        "| | CAM | SeeNet |",
+        "|---|---|---|",
+        f"| attention mIoU (%), best threshold t | {_fmt_pct(cam['miou'])} "
+        f"(t = {cam['threshold']:.2f}) | {_fmt_pct(see['miou'])} (t = {see['threshold']:.2f}) |",
+        f"| object pixels the maps reach at t (%) | {_fmt_pct(cam['object_coverage'])} | "
+        f"{_fmt_pct(see['object_coverage'])} |",
+        f"| background pixels the maps spread to at t (%) | "
+        f"{_fmt_pct(cam['background_coverage'])} | {_fmt_pct(see['background_coverage'])} |",
+    ]
+
+
 def _write_report(
     path: Path,
     metrics: dict[str, Any],
@@ -497,7 +512,6 @@ def _write_report(
 ) -> None:
     att, proxy = metrics["attention"], metrics["proxy_gt"]
     s = extra["settings"]
-    cov = extra["coverage"]
     lines = [
         "# SeeNet demo on synthetic data",
         "",
@@ -506,15 +520,7 @@ def _write_report(
         "Objects have a large body whose look every class shares and a small part of a colour "
         "of their own; each class usually sits on its own background (sky, water, road, rails).",
         "",
-        "| | CAM | SeeNet |",
-        "|---|---|---|",
-        f"| attention mIoU (%), best threshold t | {_fmt_pct(att['cam']['miou'])} "
-        f"(t = {att['cam']['threshold']:.2f}) | {_fmt_pct(att['seenet']['miou'])} "
-        f"(t = {att['seenet']['threshold']:.2f}) |",
-        f"| object pixels the maps reach at t (%) | {_fmt_pct(cov['cam'][0])} | "
-        f"{_fmt_pct(cov['seenet'][0])} |",
-        f"| background pixels the maps spread to at t (%) | {_fmt_pct(cov['cam'][1])} | "
-        f"{_fmt_pct(cov['seenet'][1])} |",
+        *_attention_rows(extra["scores"]),
         f"| proxy ground truth mIoU (%) | {_fmt_pct(proxy['cam']['miou'])} | "
         f"{_fmt_pct(proxy['seenet']['miou'])} |",
         f"| DeepLab-LargeFOV on SeeNet proxy labels, val mIoU (%) | – | "
@@ -540,7 +546,7 @@ def _write_report(
         "|---|" + "---|" * len(THRESHOLDS),
     ]
     for mode in ("cam", "seenet"):
-        curve = extra["curves"][mode]
+        curve = extra["scores"][mode]["curve"]
         lines.append(
             f"| {'CAM' if mode == 'cam' else 'SeeNet'} | "
             + " | ".join(_fmt_pct(curve[t]) for t in THRESHOLDS)
@@ -568,15 +574,7 @@ def _write_report(
             f"{s['context_prob']:g}). All-background baseline: "
             f"{_fmt_pct(extra['baseline_no_context'])} %.",
             "",
-            "| | CAM | SeeNet |",
-            "|---|---|---|",
-            f"| attention mIoU (%), best threshold t | {_fmt_pct(cam['miou'])} "
-            f"(t = {cam['threshold']:.2f}) | {_fmt_pct(see['miou'])} "
-            f"(t = {see['threshold']:.2f}) |",
-            f"| object pixels the maps reach at t (%) | {_fmt_pct(cam['object_coverage'])} | "
-            f"{_fmt_pct(see['object_coverage'])} |",
-            f"| background pixels the maps spread to at t (%) | "
-            f"{_fmt_pct(cam['background_coverage'])} | {_fmt_pct(see['background_coverage'])} |",
+            *_attention_rows(ablation),
             "",
             f"SeeNet minus CAM: {_signed_points(att['seenet']['miou'] - att['cam']['miou'])} "
             "with class context, "
@@ -852,11 +850,7 @@ def run_demo(
         "classes": info["classes"],
         "baseline_train": background_miou(data_root, "train_aug"),
         "baseline_val": background_miou(data_root, "val", "SegmentationClass"),
-        "curves": {mode: scores[mode]["curve"] for mode in cfgs},
-        "coverage": {
-            mode: (scores[mode]["object_coverage"], scores[mode]["background_coverage"])
-            for mode in cfgs
-        },
+        "scores": scores,
         "seconds": seconds,
         "no_context": ablation,
         "baseline_no_context": background_miou(ablation_root) if ablate else None,
