@@ -491,6 +491,11 @@ def _signed_points(x: float) -> str:
     return f"{100 * x:+.1f} points"
 
 
+def _attention_summary(scores: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """``{mode: {"miou", "threshold"}}`` of :func:`attention_miou` results, for ``metrics.json``."""
+    return {m: {"miou": scores[m]["miou"], "threshold": scores[m]["threshold"]} for m in scores}
+
+
 def _attention_rows(scores: dict[str, dict[str, Any]]) -> list[str]:
     """The head and attention rows of a CAM-versus-SeeNet table (:func:`attention_miou` results)."""
     cam, see = scores["cam"], scores["seenet"]
@@ -575,7 +580,7 @@ def _write_report(
             "The same images, objects and training, except that every background is drawn "
             "regardless of the classes (context p = 0 instead of "
             f"{s['context_prob']:g}). All-background baseline: "
-            f"{_fmt_pct(extra['baseline_no_context'])} %.",
+            f"{_fmt_pct(extra['baseline_train'])} % (the label maps are the same).",
             "",
             *_attention_rows(ablation),
             "",
@@ -789,10 +794,7 @@ def run_demo(
         mode: attention_miou(runs / mode / "maps", data_root, "train_aug") for mode in cfgs
     }
     metrics = {
-        "attention": {
-            mode: {"miou": scores[mode]["miou"], "threshold": scores[mode]["threshold"]}
-            for mode in ("cam", "seenet")
-        },
+        "attention": _attention_summary(scores),
         "proxy_gt": {
             mode: {"miou": label_miou(runs / mode / "proxy_gt", data_root, "train_aug")}
             for mode in ("cam", "seenet")
@@ -802,21 +804,16 @@ def run_demo(
     if ablate:
         metrics["no_context"] = {
             "context_prob": 0.0,
-            "attention": {
-                mode: {"miou": ablation[mode]["miou"], "threshold": ablation[mode]["threshold"]}
-                for mode in ("cam", "seenet")
-            },
+            "attention": _attention_summary(ablation),
         }
     with atomic_write(out / "metrics.json", "w") as f:
         json.dump(metrics, f, indent=2)
 
-    from PIL import Image
-
-    from .data.voc import load_label
+    from .data.voc import load_image, load_label
 
     figures = []
     for n, image_id in enumerate(fig_ids):
-        image = np.asarray(Image.open(data_root / "JPEGImages" / f"{image_id}.jpg").convert("RGB"))
+        image = np.asarray(load_image(data_root / "JPEGImages" / f"{image_id}.jpg"))
         panels = [
             image,
             _map_panel(image, runs / "cam" / "maps" / f"{image_id}.npz"),
@@ -834,9 +831,7 @@ def run_demo(
     ablation_figures = []
     if ablate:
         for n, image_id in enumerate(fig_ids[: max(1, settings.figures // 2)]):
-            image = np.asarray(
-                Image.open(ablation_root / "JPEGImages" / f"{image_id}.jpg").convert("RGB")
-            )
+            image = np.asarray(load_image(ablation_root / "JPEGImages" / f"{image_id}.jpg"))
             panels = [
                 image,
                 _map_panel(image, ablation_runs / "cam" / "maps" / f"{image_id}.npz"),
@@ -856,7 +851,6 @@ def run_demo(
         "scores": scores,
         "seconds": seconds,
         "no_context": ablation,
-        "baseline_no_context": background_miou(ablation_root) if ablate else None,
     }
     _write_report(out / "report.md", metrics, extra, figures, ablation_figures)
     log(
