@@ -52,7 +52,7 @@ def ref_zones(m, dh, dl, dbg):
     return t, b
 
 
-def ref_self_erase(f, m, dh=0.7, dl=0.05, dbg=None, background="flip"):
+def ref_self_erase(f, m, dh=0.7, dl=0.05, dbg=None, background="flip", rectify=True):
     dbg = (dh + dl) / 2 if dbg is None else dbg
     n, c, h, w = f.shape
     xb = np.zeros(f.shape)
@@ -64,21 +64,22 @@ def ref_self_erase(f, m, dh=0.7, dl=0.05, dbg=None, background="flip"):
         for ch in range(c):
             for y in range(h):
                 for x in range(w):
-                    r = max(float(f[i, ch, y, x]), 0.0)
+                    v = float(f[i, ch, y, x])
+                    r = max(v, 0.0) if rectify else v
                     xb[i, ch, y, x] = r * t[y, x]
                     xc[i, ch, y, x] = r * b[y, x]
     return xb, xc
 
 
-def ref_grad(f, m, gb, gc, dh=0.7, dl=0.05, dbg=None, background="flip"):
-    """d/dF of sum(gb * x_b + gc * x_c) = (gb*T + gc*B) * [F > 0]."""
+def ref_grad(f, m, gb, gc, dh=0.7, dl=0.05, dbg=None, background="flip", rectify=True):
+    """d/dF of sum(gb * x_b + gc * x_c) = (gb*T + gc*B) * [F > 0] (no [F > 0] without rectify)."""
     dbg = (dh + dl) / 2 if dbg is None else dbg
     out = np.zeros(f.shape)
     for i in range(f.shape[0]):
         t, b = ref_zones(m[i, 0], dh, dl, dbg)
         if background == "zero":
             t = np.where(t < 0, 0, t)
-        out[i] = (gb[i] * t + gc[i] * b) * (f[i] > 0)
+        out[i] = (gb[i] * t + gc[i] * b) * ((f[i] > 0) if rectify else 1)
     return out
 
 
@@ -219,20 +220,26 @@ def test_c_relu_gradcheck():
 @pytest.mark.parametrize("background", ["flip", "zero"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("contiguous", [True, False])
-def test_self_erase_forward_backward(shape, background, dtype, contiguous):
+@pytest.mark.parametrize("rectify", [True, False], ids=["crelu", "linear"])
+def test_self_erase_forward_backward(shape, background, dtype, contiguous, rectify):
     f = torch.randn(*shape, dtype=dtype)
     m = torch.rand(shape[0], 1, *shape[2:], dtype=dtype)
     if contiguous is False:
         f, m = _noncontig(f), _noncontig(m)
     f.requires_grad_()
-    x_b, x_c = self_erase(f, m, 0.7, 0.05, None, background)
-    want_b, want_c = ref_self_erase(f.detach().numpy(), m.numpy(), background=background)
+    x_b, x_c = self_erase(f, m, 0.7, 0.05, None, background, rectify=rectify)
+    want_b, want_c = ref_self_erase(
+        f.detach().numpy(), m.numpy(), background=background, rectify=rectify
+    )
     np.testing.assert_array_equal(x_b.detach().numpy(), want_b)
     np.testing.assert_array_equal(x_c.detach().numpy(), want_c)
     assert x_b.dtype == dtype and x_c.dtype == dtype
     gb, gc = torch.randn_like(x_b), torch.randn_like(x_c)
     torch.autograd.backward((x_b, x_c), (gb, gc))
-    want = ref_grad(f.detach().numpy(), m.numpy(), gb.numpy(), gc.numpy(), background=background)
+    want = ref_grad(
+        f.detach().numpy(), m.numpy(), gb.numpy(), gc.numpy(), background=background,
+        rectify=rectify,
+    )
     np.testing.assert_allclose(f.grad.numpy(), want, rtol=1e-6, atol=1e-6)
 
 

@@ -54,6 +54,7 @@ _TRAIN_COMMON: dict[str, Any] = {
     "accumulate": 1,
     "clip_grad_norm": None,
     "amp": False,
+    "channels_last": False,
     "deterministic": True,
     "checkpoint_every": 1000,
     "log_every": 20,

@@ -158,6 +158,7 @@ def self_erase(
     delta_bg: float | None = None,
     background: str = "flip",
     backend: str = "auto",
+    rectify: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """The mask-and-flip step of SeeNet: the inputs of branches S_B and S_C in one fused op.
 
@@ -179,6 +180,11 @@ def self_erase(
         background: ``"flip"`` (SeeNet) or ``"zero"`` (ablation setting 2).
         backend: ``"auto"``, ``"reference"`` or ``"triton"``; ``SEENET_BACKEND`` overrides
             ``"auto"``.
+        rectify: ``True`` (the paper's C-ReLU): the masks multiply ``max(F, 0)``. ``False``: they
+            multiply ``F`` itself, ``x_b = F * T`` and ``x_c = F * B``, which is the same on
+            non-negative features (VGG16's conv5_3 after its ReLU) and keeps the negative half of
+            features that are not post-activation (a choice of ours, see
+            :class:`seenet.SeeNet`'s ``feature_policy``).
 
     Returns:
         ``(x_b, x_c)`` in the dtype of ``features``.
@@ -213,9 +219,11 @@ def self_erase(
     )
     check_choice(background, "background", ("flip", "zero"))
     check_choice(backend, "backend", BACKENDS)
+    if not isinstance(rectify, bool):
+        raise ValueError(f"rectify must be a bool, got {rectify!r}")
     resolved = resolve_backend(backend, features)
     x_b, x_c, _, _, _ = self_erase_op(
         features, attention.detach(), delta_high, delta_low, delta_bg, background == "zero",
-        resolved,
+        rectify, resolved,
     )
     return x_b, x_c

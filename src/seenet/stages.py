@@ -78,6 +78,7 @@ def train_attention(cfg: Mapping[str, Any]) -> dict[str, Any]:
       (``"step"``; or ``"poly"``, ``"constant"``), ``lr_steps`` ([15000]), ``lr_gamma`` (0.1),
       ``poly_power`` (0.9), ``accumulate`` (1, gradient accumulation steps), ``clip_grad_norm``
       (null: no clipping, as the paper; a number caps the gradients' global norm), ``amp`` (false),
+      ``channels_last`` (false: weights in the channels-last memory format, faster convolutions),
       ``deterministic`` (true), ``checkpoint_every`` (1000), ``log_every`` (20), ``resume``
       (false: continue from ``out_dir/checkpoint.pt``), ``out_dir`` (``{work_dir}/attention``).
 

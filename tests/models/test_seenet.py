@@ -53,10 +53,10 @@ def ref_erasing_map(cams, labels):
     return out
 
 
-def ref_inputs(feats, m, mode, dh=0.7, dl=0.05, dbg=None, acol=0.6):
+def ref_inputs(feats, m, mode, dh=0.7, dl=0.05, dbg=None, acol=0.6, rectify=True):
     """Inputs of S_B and S_C (SPEC 1.3-1.5, 1.9), pixel zones relative to the per-image max."""
     dbg = (dh + dl) / 2 if dbg is None else dbg
-    r = feats.double().clamp(min=0)
+    r = feats.double().clamp(min=0) if rectify else feats.double()
     x_b = torch.zeros_like(r)
     x_c = torch.zeros_like(r)
     for i in range(feats.shape[0]):
@@ -233,6 +233,138 @@ def test_cam_mode_is_plain_cam():
     feats = model.backbone(IMAGES)
     torch.testing.assert_close(out.cams_a, model.head_a(feats).cams)
     torch.testing.assert_close(out.logits_a, out.cams_a.mean(dim=(2, 3)))
+
+
+# ------------------------------------------------------------------------------------------------
+# options for the departures of the authors' network (SPEC 1b)
+
+
+def test_share_bc_makes_s_c_use_s_b_head():
+    model = tiny_model("seenet", share_bc=True)
+    assert model.head_c is model.head_b
+    assert not any(k.startswith("head_c.") for k in model.state_dict())
+    seen, _ = capture_head_inputs(model)
+    out = model(IMAGES, LABELS)
+    feats = model.backbone(IMAGES).detach()
+    m = ref_erasing_map(out.cams_a.detach(), LABELS).float()
+    x_b, x_c = ref_inputs(feats, m, "seenet")
+    torch.testing.assert_close(out.logits_c, model.head_b(x_c).logits)
+    # S_C's all-zero target trains S_B's weights
+    out.logits_c.sum().backward()
+    assert torch.any(model.head_b.classifier.weight.grad != 0)
+    # with a separate head it does not
+    separate = tiny_model("seenet")
+    separate(IMAGES, LABELS).logits_c.sum().backward()
+    assert separate.head_b.classifier.weight.grad is None
+    assert tiny_model("acol", share_bc=True).head_c is None
+
+
+def test_share_bc_round_trip(tmp_path):
+    model = tiny_model("seenet", share_bc=True)
+    model.save_pretrained(tmp_path / "m.safetensors")
+    again = SeeNet(tiny_backbone(), num_classes=K, hidden_channels=6, share_bc=True,
+                   pretrained=tmp_path / "m.safetensors")
+    for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), k
+
+
+@pytest.mark.parametrize("mode", ["seenet", "zero", "acol"])
+def test_feature_policy_linear_masks_the_features_themselves(mode):
+    model = tiny_model(mode, feature_policy="linear")
+    seen, _ = capture_head_inputs(model)
+    out = model(IMAGES, LABELS)
+    feats = model.backbone(IMAGES).detach()
+    assert feats.min() < 0  # the tiny backbone ends in a convolution: signed features
+    torch.testing.assert_close(seen["head_a"], feats)
+    m = ref_erasing_map(out.cams_a.detach(), LABELS).float()
+    x_b, x_c = ref_inputs(feats, m, mode, rectify=False)
+    torch.testing.assert_close(seen["head_b"], x_b)
+    if mode != "acol":
+        torch.testing.assert_close(seen["head_c"], x_c)
+
+
+@pytest.mark.parametrize("mode", ["seenet", "cam"])
+def test_feature_policy_relu_rectifies_every_branch(mode):
+    model = tiny_model(mode, feature_policy="relu")
+    seen, _ = capture_head_inputs(model)
+    out = model(IMAGES, LABELS)
+    feats = model.backbone(IMAGES).detach()
+    torch.testing.assert_close(seen["head_a"], feats.clamp(min=0))
+    if mode == "seenet":
+        m = ref_erasing_map(out.cams_a.detach(), LABELS).float()
+        x_b, _ = ref_inputs(feats, m, mode)
+        torch.testing.assert_close(seen["head_b"], x_b)
+
+
+def test_feature_policies_agree_on_non_negative_features():
+    torch.manual_seed(0)
+    crelu = tiny_model("seenet")
+    crelu.backbone = nn.Sequential(crelu.backbone, nn.ReLU())
+    linear = tiny_model("seenet", feature_policy="linear")
+    linear.load_state_dict(crelu.state_dict(), strict=False)
+    linear.backbone = crelu.backbone
+    a, b = crelu(IMAGES, LABELS), linear(IMAGES, LABELS)
+    torch.testing.assert_close(a.logits_b, b.logits_b)
+    torch.testing.assert_close(a.logits_c, b.logits_c)
+
+
+def test_test_time_thresholds_drive_attention_maps_only():
+    model = tiny_model("seenet", test_delta_high=0.8, test_delta_low=0.0).eval()
+    same = tiny_model("seenet", delta_high=0.8, delta_low=0.0).eval()
+    same.load_state_dict(model.state_dict())
+    torch.testing.assert_close(
+        model.attention_maps(IMAGES, LABELS), same.attention_maps(IMAGES, LABELS)
+    )
+    plain = tiny_model("seenet").eval()
+    plain.load_state_dict(model.state_dict())
+    assert not torch.allclose(
+        model.attention_maps(IMAGES, LABELS), plain.attention_maps(IMAGES, LABELS)
+    )
+    # training uses the training thresholds
+    model.train()
+    seen, _ = capture_head_inputs(model)
+    out = model(IMAGES, LABELS)
+    m = ref_erasing_map(out.cams_a.detach(), LABELS).float()
+    x_b, _ = ref_inputs(model.backbone(IMAGES).detach(), m, "seenet")
+    torch.testing.assert_close(seen["head_b"], x_b)
+
+
+def test_learning_rate_multipliers():
+    model = tiny_model("seenet", head_lr_mult=1.0, bias_lr_mult=2.0)
+    lrs = {g["name"]: (g["lr"], g["lr_mult"]) for g in model.param_groups(0.1, 1e-4)}
+    assert lrs["backbone"] == (0.1, 1.0)
+    assert lrs["backbone_no_decay"] == (pytest.approx(0.2), 2.0)
+    assert lrs["heads"] == (0.1, 1.0)
+    assert lrs["heads_no_decay"] == (pytest.approx(0.2), 2.0)
+
+
+def test_head_dropout_and_initialisation():
+    model = tiny_model("seenet", head_dropout=0.5)
+    assert any(isinstance(m, nn.Dropout) for m in model.head_a.modules())
+    model.eval()
+    torch.testing.assert_close(model(IMAGES, LABELS).logits_a, model(IMAGES, LABELS).logits_a)
+    authors = SeeNet(tiny_backbone(32), num_classes=K, hidden_channels=64)
+    default = SeeNet(tiny_backbone(32), num_classes=K, hidden_channels=64, init_std=None)
+    w_a = authors.head_a.convs[0].weight
+    w_d = default.head_a.convs[0].weight
+    assert abs(float(w_a.std()) - 0.01) < 2e-3
+    # PyTorch's kaiming-uniform default: std 1 / sqrt(3 * fan_in) = 1 / sqrt(3 * 32 * 9)
+    assert abs(float(w_d.std()) - 1 / math.sqrt(3 * 32 * 9)) < 2e-3
+    assert torch.any(default.head_a.convs[0].bias != 0)
+
+
+@pytest.mark.parametrize("mode", ["seenet", "cam"])
+def test_loss_reduction_batch_sums_over_classes(mode):
+    model = tiny_model(mode, loss_reduction="batch")
+    out = model(IMAGES, LABELS)
+    mean = tiny_model(mode)
+    mean.load_state_dict(model.state_dict())
+    torch.testing.assert_close(model.loss(out, LABELS), K * mean.loss(out, LABELS))
+    # Caffe's SigmoidCrossEntropyLoss: summed over the classes, divided by the batch size
+    z, y = out.logits_a.double(), LABELS.double()
+    s_a = -(y * torch.log(torch.sigmoid(z)) + (1 - y) * torch.log(1 - torch.sigmoid(z)))
+    if mode == "cam":
+        torch.testing.assert_close(model.loss(out, LABELS).double(), s_a.sum(1).mean())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -483,6 +615,13 @@ def test_pretrained_true_offline_fails_fast_with_advice(monkeypatch):
         (dict(num_classes=0), "num_classes"),
         (dict(feature_index=1), "feature_index"),
         (dict(pretrained=3), "pretrained"),
+        (dict(feature_policy="gelu"), "feature_policy"),
+        (dict(loss_reduction="sum"), "loss_reduction"),
+        (dict(share_bc=1), "share_bc"),
+        (dict(head_lr_mult=0), "head_lr_mult"),
+        (dict(bias_lr_mult=-1.0), "bias_lr_mult"),
+        (dict(test_delta_high=0.1, test_delta_low=0.2), "delta_low"),
+        (dict(init_std=-1.0), "init_std"),
     ],
 )
 def test_bad_arguments(kwargs, match):

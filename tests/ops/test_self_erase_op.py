@@ -10,16 +10,17 @@ from seenet.ops import available_backends, resolve_backend
 from seenet.ops._self_erase import self_erase_op
 
 
+@pytest.mark.parametrize("rectify", [True, False])
 @pytest.mark.parametrize("zero_background", [False, True])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_opcheck(zero_background, channels_last):
+def test_opcheck(zero_background, channels_last, rectify):
     f = torch.randn(2, 4, 5, 6)
     if channels_last:
         f = f.to(memory_format=torch.channels_last)
     f.requires_grad_()
     m = torch.rand(2, 1, 5, 6)
     torch.library.opcheck(
-        self_erase_op, (f, m, 0.7, 0.05, 0.375, zero_background, "reference")
+        self_erase_op, (f, m, 0.7, 0.05, 0.375, zero_background, rectify, "reference")
     )
 
 

@@ -55,9 +55,9 @@ def _inputs(shape, dtype, layout=torch.contiguous_format):
     return f, a.to(memory_format=layout)
 
 
-def _check_forward(f, a, zero_background, deltas=DELTAS):
-    got = tri.forward(f, a, *deltas, zero_background)
-    want = ref.forward(f, a, *deltas, zero_background)
+def _check_forward(f, a, zero_background, deltas=DELTAS, rectify=True):
+    got = tri.forward(f, a, *deltas, zero_background, rectify)
+    want = ref.forward(f, a, *deltas, zero_background, rectify)
     for g, w in zip(got, want):
         _exact(g, w)
     return got
@@ -71,6 +71,14 @@ def test_forward_matches_reference(dtype, shape, zero_background):
     x_b, x_c, sign, tmask, bmask = _check_forward(f, a, zero_background)
     assert sign.dtype == torch.bool and tmask.dtype == torch.int8 and bmask.dtype == torch.bool
     assert tmask.shape == bmask.shape == (shape[0], 1, shape[2], shape[3])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_forward_without_rectify_matches_reference(dtype):
+    f, a = _inputs((2, 5, 3, 7), dtype)
+    x_b, x_c, sign, tmask, _ = _check_forward(f, a, False, rectify=False)
+    assert bool(sign.all())
+    assert torch.equal(x_b, f * tmask.to(dtype))
 
 
 def test_forward_small_example_by_hand():
@@ -313,7 +321,7 @@ def test_opcheck_triton_backend(channels_last):
         f = f.to(memory_format=torch.channels_last)
     f.requires_grad_()
     m = torch.rand(2, 1, 4, 5)
-    torch.library.opcheck(self_erase_op, (f, m, 0.7, 0.05, 0.375, False, "triton"))
+    torch.library.opcheck(self_erase_op, (f, m, 0.7, 0.05, 0.375, False, True, "triton"))
     _, _, sign, tmask, bmask = tri.forward(f.detach(), m, *DELTAS, False)
     g = torch.randn(f.shape)
     torch.library.opcheck(self_erase_backward_op, (g, None, sign, tmask, bmask, "triton"))

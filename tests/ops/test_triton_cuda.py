@@ -90,7 +90,7 @@ def test_opcheck(dtype, channels_last):
     for zero_background in (False, True):
         torch.library.opcheck(
             self_erase_op,
-            (f.clone().requires_grad_(), a, *DELTAS, zero_background, "triton"),
+            (f.clone().requires_grad_(), a, *DELTAS, zero_background, True, "triton"),
         )
     _, _, sign, tmask, bmask = tri.forward(f, a, *DELTAS, False)
     g = torch.randn_like(f)

@@ -58,6 +58,11 @@ class TrainSettings:
     accumulation and, with AMP, after unscaling). Short schedules with high learning rates need
     it: the erasing branch S_B sees sign-flipped features whose zones move while S_A learns, and
     its loss can spike by orders of magnitude in the first iterations.
+
+    ``channels_last`` stores the model's weights in the channels-last memory format, which makes
+    PyTorch's convolutions pick their faster NHWC kernels (on a 2-core CPU a SeeNet step on
+    EfficientNet-Lite0 takes about 20 % less time with two threads, 35 % less with one). Results
+    differ from the default layout only by the order of floating-point sums.
     """
 
     iterations: int
@@ -72,6 +77,7 @@ class TrainSettings:
     accumulate: int = 1
     clip_grad_norm: float | None = None
     amp: bool = False
+    channels_last: bool = False
     deterministic: bool = True
     checkpoint_every: int = 1000
     log_every: int = 20
@@ -247,6 +253,8 @@ def fit(
     torch.manual_seed(settings.seed * 1000 + info.rank + 1)
 
     model.to(dev)
+    if settings.channels_last:
+        model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, settings)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda it: lr_factor(it, settings)

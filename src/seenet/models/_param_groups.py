@@ -16,13 +16,15 @@ def make_param_groups(
     is_new: Callable[[str, nn.Parameter], bool],
     names: tuple[str, str] = ("pretrained", "new"),
     new_mult: float = 10.0,
+    no_decay_mult: float = 1.0,
 ) -> list[dict[str, Any]]:
     """Split ``model``'s trainable parameters into up to four SGD groups.
 
     Groups ``A``, ``A_no_decay``, ``B``, ``B_no_decay`` for ``names = (A, B)``: parameters for
     which ``is_new(name, param)`` holds go to ``B`` with learning rate ``lr * new_mult``; others to
-    ``A`` at ``lr``. One-dimensional parameters (biases, normalisation scales) get no weight decay.
-    Empty groups are left out. Each group carries ``name`` and ``lr_mult`` (for schedulers).
+    ``A`` at ``lr``. One-dimensional parameters (biases, normalisation scales) get no weight decay
+    and their learning rate times ``no_decay_mult`` (Caffe recipes give biases 2). Empty groups are
+    left out. Each group carries ``name`` and ``lr_mult`` (for schedulers).
 
     Raises:
         ValueError: If ``lr`` or ``weight_decay`` is not a non-negative number.
@@ -51,6 +53,8 @@ def make_param_groups(
         if not params:
             continue
         mult = new_mult if key in (new, f"{new}_no_decay") else 1.0
+        if key.endswith("_no_decay"):
+            mult *= no_decay_mult
         groups.append(
             {
                 "name": key,

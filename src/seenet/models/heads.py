@@ -40,7 +40,8 @@ class SelfErasingHead(nn.Module):
     activation maps, and global average pooling to logits.
 
     New layers are initialised as in the authors' code: weights normal with standard
-    deviation ``init_std`` (0.01), biases zero; :meth:`reset_parameters` re-initialises.
+    deviation ``init_std`` (0.01), biases zero (``init_std=None``: PyTorch's default);
+    :meth:`reset_parameters` re-initialises.
 
     Args:
         in_channels: Channels of the features.
@@ -48,7 +49,7 @@ class SelfErasingHead(nn.Module):
         hidden_channels: Width of the 3x3 conv layers.
         num_convs: Number of 3x3 conv layers (0 allowed: only the 1x1 classifier).
         dropout: Dropout probability after each hidden ReLU (0 disables it).
-        init_std: Standard deviation of the initial conv weights.
+        init_std: Standard deviation of the initial conv weights (``None``: PyTorch's default).
 
     Shape:
         - features: (N, in_channels, h, w)
@@ -72,7 +73,7 @@ class SelfErasingHead(nn.Module):
         hidden_channels: int = 512,
         num_convs: int = 3,
         dropout: float = 0.0,
-        init_std: float = 0.01,
+        init_std: float | None = 0.01,
     ):
         super().__init__()
         _check_count(in_channels, "in_channels", 1)
@@ -83,11 +84,13 @@ class SelfErasingHead(nn.Module):
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if isinstance(init_std, bool) or not isinstance(init_std, (int, float)) or init_std < 0:
-            raise ValueError(f"init_std must be a non-negative number, got {init_std!r}")
+        if init_std is not None and (
+            isinstance(init_std, bool) or not isinstance(init_std, (int, float)) or init_std < 0
+        ):
+            raise ValueError(f"init_std must be None or a non-negative number, got {init_std!r}")
         self.in_channels = in_channels
         self.num_classes = num_classes
-        self.init_std = float(init_std)
+        self.init_std = None if init_std is None else float(init_std)
         layers: list[nn.Module] = []
         channels = in_channels
         for _ in range(num_convs):
@@ -100,10 +103,17 @@ class SelfErasingHead(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self, std: float | None = None) -> None:
-        """Re-initialise every conv: weights ~ N(0, std^2) (default ``init_std``), biases 0."""
+        """Re-initialise every conv: weights ~ N(0, std^2) (default ``init_std``), biases 0.
+
+        With ``std`` and ``init_std`` both ``None``, PyTorch's default ``nn.Conv2d``
+        initialisation is used instead.
+        """
         std = self.init_std if std is None else float(std)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
+                if std is None:
+                    m.reset_parameters()
+                    continue
                 nn.init.normal_(m.weight, mean=0.0, std=std)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)

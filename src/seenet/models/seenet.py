@@ -28,6 +28,8 @@ from .heads import HeadOutput, SelfErasingHead
 
 __all__ = [
     "ERASE_MODES",
+    "FEATURE_POLICIES",
+    "LOSS_REDUCTIONS",
     "SeeNet",
     "SeeNetOutput",
     "seenet_resnet101",
@@ -37,6 +39,10 @@ __all__ = [
 
 #: The settings of the paper's ablation (Table 1), see :class:`SeeNet`.
 ERASE_MODES = ("seenet", "zero", "acol", "cam")
+#: What the branches read, see :class:`SeeNet`'s ``feature_policy``.
+FEATURE_POLICIES = ("crelu", "linear", "relu")
+#: How :meth:`SeeNet.loss` normalises each branch's binary cross-entropy.
+LOSS_REDUCTIONS = ("mean", "batch")
 _HEAD_PREFIXES = ("head_a.", "head_b.", "head_c.")
 
 
@@ -92,9 +98,30 @@ class SeeNet(nn.Module):
         normalize: How the erasing map normalises each class map, ``"max"`` or ``"minmax"``.
         feature_index: Feature level of a timm backbone; ``None`` is the deepest level, except
             for VGG, whose default is conv5_3 at stride 16 (the authors' choice).
-        head_dropout: Dropout after each hidden ReLU of the branches.
-        init_std: Standard deviation of the new layers' initial weights (authors: 0.01).
+        head_dropout: Dropout after each hidden ReLU of the branches (the authors' S_A has 0.5
+            after its last hidden convolution).
+        init_std: Standard deviation of the new layers' initial weights (authors: 0.01);
+            ``None`` keeps PyTorch's default initialisation of ``nn.Conv2d``.
         backbone_kwargs: Extra ``timm.create_model`` arguments (e.g. ``{"output_stride": 16}``).
+        share_bc: S_C uses S_B's head (``head_c is head_b``), so S_C's all-zero target trains
+            S_B's weights; the authors' released network names S_B's parameters, which in Caffe
+            only matters for sharing (SPEC 1b).
+        feature_policy: What the branches read. ``"crelu"`` (the paper's text): S_A reads ``F``,
+            S_B and S_C read ``max(F, 0)`` times their masks. ``"linear"``: the masks multiply
+            ``F`` itself, so every branch reads the same features (identical to ``"crelu"`` on
+            non-negative features such as VGG16's conv5_3). ``"relu"``: every branch, S_A
+            included, reads ``max(F, 0)``.
+        test_delta_high: ``δh`` of S_B's ternary mask in :meth:`attention_maps` (``None``: the
+            training value; the authors' deploy network uses 0.8).
+        test_delta_low: ``δl`` in :meth:`attention_maps` (``None``: the training value; the
+            authors' deploy network uses 0.0, which turns the sign flip off).
+        head_lr_mult: Learning-rate multiplier of the branches in :meth:`param_groups` (the
+            paper's Caffe recipes for new layers: 10; the authors' released network: 1).
+        bias_lr_mult: Extra learning-rate multiplier of one-dimensional parameters (biases,
+            normalisation) in :meth:`param_groups` (Caffe's convention and the authors': 2).
+        loss_reduction: ``"mean"``: each branch's binary cross-entropy is averaged over N·K;
+            ``"batch"``: summed over the K classes and averaged over the N images, as Caffe's
+            ``SigmoidCrossEntropyLoss`` normalises (K times larger).
 
     Attributes:
         backbone: The feature extractor; ``backbone(images)`` returns (N, C, h, w).
@@ -132,12 +159,32 @@ class SeeNet(nn.Module):
         feature_index: int | None = None,
         *,
         head_dropout: float = 0.0,
-        init_std: float = 0.01,
+        init_std: float | None = 0.01,
         backbone_kwargs: dict[str, Any] | None = None,
+        share_bc: bool = False,
+        feature_policy: str = "crelu",
+        test_delta_high: float | None = None,
+        test_delta_low: float | None = None,
+        head_lr_mult: float = 10.0,
+        bias_lr_mult: float = 1.0,
+        loss_reduction: str = "mean",
     ):
         super().__init__()
         self.erase_mode = check_choice(erase_mode, "erase_mode", ERASE_MODES)
         self.delta_high, self.delta_low = check_thresholds(delta_high, delta_low)
+        self.test_delta_high, self.test_delta_low = check_thresholds(
+            self.delta_high if test_delta_high is None else test_delta_high,
+            self.delta_low if test_delta_low is None else test_delta_low,
+        )
+        self.feature_policy = check_choice(feature_policy, "feature_policy", FEATURE_POLICIES)
+        self.loss_reduction = check_choice(loss_reduction, "loss_reduction", LOSS_REDUCTIONS)
+        if not isinstance(share_bc, bool):
+            raise ValueError(f"share_bc must be a bool, got {share_bc!r}")
+        self.share_bc = share_bc
+        for value, name in ((head_lr_mult, "head_lr_mult"), (bias_lr_mult, "bias_lr_mult")):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        self.head_lr_mult, self.bias_lr_mult = float(head_lr_mult), float(bias_lr_mult)
         self.delta_bg = None if delta_bg is None else check_fraction(delta_bg, "delta_bg")
         self.acol_threshold = check_fraction(acol_threshold, "acol_threshold")
         self.normalize = check_choice(normalize, "normalize", ("max", "minmax"))
@@ -166,11 +213,18 @@ class SeeNet(nn.Module):
 
         self.head_a = head()
         self.register_module("head_b", head() if self.erase_mode != "cam" else None)
-        self.register_module(
-            "head_c", head() if self.erase_mode in ("seenet", "zero") else None
-        )
+        has_c = self.erase_mode in ("seenet", "zero")
+        # set directly: ``head_c`` is a property (S_B's head with ``share_bc``)
+        self._modules["head_c"] = head() if has_c and not share_bc else None
         if pretrained is not False and pretrained is not None:
             self.load_pretrained(pretrained)
+
+    @property
+    def head_c(self) -> SelfErasingHead | None:
+        """Branch S_C: its own head, S_B's head with ``share_bc``, ``None`` without S_C."""
+        if self.share_bc and self.erase_mode in ("seenet", "zero"):
+            return self.head_b
+        return self._modules.get("head_c")
 
     # ------------------------------------------------------------------ weights
     def load_pretrained(self, pretrained: bool | str | os.PathLike) -> None:
@@ -236,7 +290,7 @@ class SeeNet(nn.Module):
         if not isinstance(feats, torch.Tensor) or feats.ndim != 4:
             got = tuple(feats.shape) if isinstance(feats, torch.Tensor) else type(feats).__name__
             raise ValueError(f"the backbone must return (N, C, h, w) features, got {got}")
-        return feats
+        return torch.relu(feats) if self.feature_policy == "relu" else feats
 
     @staticmethod
     def _labels_from_probs(probs: torch.Tensor) -> torch.Tensor:
@@ -256,23 +310,30 @@ class SeeNet(nn.Module):
         return self._labels_from_probs(torch.sigmoid(logits.detach().float()))
 
     def _erase_branches(
-        self, feats: torch.Tensor, attention: torch.Tensor, need_c: bool
+        self,
+        feats: torch.Tensor,
+        attention: torch.Tensor,
+        need_c: bool,
+        thresholds: tuple[float, float] | None = None,
     ) -> tuple[HeadOutput, HeadOutput | None]:
-        """S_B and S_C from one ``self_erase`` call."""
+        """S_B and S_C from one ``self_erase`` call (``thresholds``: ``(δh, δl)`` of S_B)."""
         assert self.head_b is not None
+        high, low = thresholds or (self.delta_high, self.delta_low)
+        rectify = self.feature_policy != "linear"
         if self.erase_mode == "acol":
-            # relu(F) * [M < acol_threshold * max(M)]: the background input of the fused op
+            # F * [M < acol_threshold * max(M)]: the background input of the fused op
             _, x_b = self_erase(
-                feats, attention, self.delta_high, self.delta_low, delta_bg=self.acol_threshold
+                feats, attention, high, low, delta_bg=self.acol_threshold, rectify=rectify
             )
             return self.head_b(x_b), None
         x_b, x_c = self_erase(
             feats,
             attention,
-            self.delta_high,
-            self.delta_low,
+            high,
+            low,
             delta_bg=self.delta_bg,
             background="zero" if self.erase_mode == "zero" else "flip",
+            rectify=rectify,
         )
         out_c = self.head_c(x_c) if need_c and self.head_c is not None else None
         return self.head_b(x_b), out_c
@@ -323,8 +384,9 @@ class SeeNet(nn.Module):
     def loss(self, output: SeeNetOutput, labels: torch.Tensor) -> torch.Tensor:
         """The training loss: ``BCE(logits_a, y) + BCE(logits_b, y) + BCE(logits_c, 0)``.
 
-        Each term is ``binary_cross_entropy_with_logits`` averaged over N·K; terms of branches
-        the mode lacks are left out.
+        Each term is ``binary_cross_entropy_with_logits`` averaged over N·K (``loss_reduction=
+        "batch"``: summed over K, averaged over N); terms of branches the mode lacks are left
+        out.
 
         Args:
             output: The output of :meth:`forward`.
@@ -338,13 +400,16 @@ class SeeNet(nn.Module):
         target = self._check_labels(labels, output.logits_a.shape[0]).to(
             device=output.logits_a.device, dtype=output.logits_a.dtype
         )
-        loss = F.binary_cross_entropy_with_logits(output.logits_a, target)
+        scale = float(target.shape[1]) if self.loss_reduction == "batch" else 1.0
+
+        def bce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return F.binary_cross_entropy_with_logits(logits, y) * scale
+
+        loss = bce(output.logits_a, target)
         if output.logits_b is not None:
-            loss = loss + F.binary_cross_entropy_with_logits(output.logits_b, target)
+            loss = loss + bce(output.logits_b, target)
         if output.logits_c is not None:
-            loss = loss + F.binary_cross_entropy_with_logits(
-                output.logits_c, torch.zeros_like(output.logits_c)
-            )
+            loss = loss + bce(output.logits_c, torch.zeros_like(output.logits_c))
         return loss
 
     @torch.no_grad()
@@ -358,11 +423,12 @@ class SeeNet(nn.Module):
         """Class attention maps in [0, 1] (SPEC §1 item 8), S_C discarded.
 
         Per class, the maps of S_A and S_B are each passed through ``relu`` and divided by their
-        spatial maximum, then fused by an element-wise maximum. With ``flip`` the mirrored image
-        goes through the network too and the mirrored-back maps join the maximum, so the maps of
-        a mirrored image are the mirrored maps. The result is resized bilinearly to ``size``;
-        classes outside the driving labels are 0. Call ``model.eval()`` first; this runs without
-        gradients and does not change the mode.
+        spatial maximum, then fused by an element-wise maximum. S_B's ternary mask uses
+        ``test_delta_high`` and ``test_delta_low`` (by default the training thresholds). With
+        ``flip`` the mirrored image goes through the network too and the mirrored-back maps join
+        the maximum, so the maps of a mirrored image are the mirrored maps. The result is resized
+        bilinearly to ``size``; classes outside the driving labels are 0. Call ``model.eval()``
+        first; this runs without gradients and does not change the mode.
 
         Args:
             images: Normalised images (the recipe feeds 224x224 and asks for the original size).
@@ -411,7 +477,10 @@ class SeeNet(nn.Module):
         maps = _normalize_maps(out_a.cams)
         if self.head_b is not None:
             attention = class_agnostic_attention(out_a.cams, drive, self.normalize)
-            out_b, _ = self._erase_branches(feats, attention, need_c=False)
+            out_b, _ = self._erase_branches(
+                feats, attention, need_c=False,
+                thresholds=(self.test_delta_high, self.test_delta_low),
+            )
             maps = torch.maximum(maps, _normalize_maps(out_b.cams))
         if flip:
             maps = torch.maximum(maps[:n], maps[n:].flip(-1))
@@ -422,11 +491,11 @@ class SeeNet(nn.Module):
 
     # ------------------------------------------------------------------ training
     def param_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
-        """Parameter groups for ``torch.optim.SGD``: backbone at ``lr``, new layers at ``10·lr``.
+        """Parameter groups for ``torch.optim.SGD``: backbone at ``lr``, branches at ``head_lr_mult``.
 
-        Biases and other one-dimensional parameters (normalisation scales) get no weight decay.
-        Each group carries ``name`` and ``lr_mult`` (1 or 10) for learning-rate schedules;
-        frozen parameters and empty groups are left out.
+        Biases and other one-dimensional parameters (normalisation scales) get no weight decay and
+        an extra ``bias_lr_mult``. Each group carries ``name`` and ``lr_mult`` for learning-rate
+        schedules; frozen parameters and empty groups are left out.
 
         Args:
             lr: Base learning rate (paper: 1e-3).
@@ -442,7 +511,8 @@ class SeeNet(nn.Module):
         """  # noqa: E501
         return make_param_groups(
             self, lr, weight_decay, lambda name, _: not name.startswith("backbone."),
-            names=("backbone", "heads"),
+            names=("backbone", "heads"), new_mult=self.head_lr_mult,
+            no_decay_mult=self.bias_lr_mult,
         )
 
 

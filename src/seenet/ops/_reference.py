@@ -10,7 +10,8 @@ Per image ``n`` with erasing map ``a`` and per-image maximum ``mx``:
   (with ``zero_background`` the -1 becomes 0); all ones without information;
 - background mask ``b``: ``a < delta_bg * mx``; all zeros without information;
 - ``x_b = relu(f) * t``, ``x_c = relu(f) * b``, and the 1-byte ``sign = relu(f) != 0`` (``f > 0``,
-  NaN counting as positive) saved for backward;
+  NaN counting as positive) saved for backward; with ``rectify`` false the masks multiply ``f``
+  itself (``x_b = f * t``, ``x_c = f * b``) and ``sign`` is all true;
 - backward: ``grad_f = (g_b * t + g_c * b) * sign``.
 """
 
@@ -62,6 +63,7 @@ def forward(
     delta_low: float,
     delta_bg: float,
     zero_background: bool,
+    rectify: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Compute ``(x_b, x_c, sign, tmask, bmask)``; see the module docstring."""
     a, mx, info = image_max(attention)
@@ -69,8 +71,12 @@ def forward(
     bmask = background(a, mx, info, delta_bg)
     # Three full-size passes and a cheap cast; every full-size op is single-dtype (the small masks
     # are cast to the features' dtype first), which keeps them on PyTorch's vectorised kernels.
-    x_b = torch.relu(features)
-    sign = x_b.bool()  # relu(f) != 0: f > 0 (NaN counts as positive, as in the Triton kernel)
+    if rectify:
+        x_b = torch.relu(features)
+        sign = x_b.bool()  # relu(f) != 0: f > 0 (NaN counts as positive, as in the Triton kernel)
+    else:
+        x_b = features.clone(memory_format=torch.preserve_format)
+        sign = torch.ones_like(features, dtype=torch.bool)
     x_c = x_b * bmask.to(features.dtype)
     x_b.mul_(tmask.to(features.dtype))
     return x_b, x_c, sign, tmask, bmask

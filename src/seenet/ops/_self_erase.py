@@ -26,16 +26,17 @@ def self_erase_op(
     delta_low: float,
     delta_bg: float,
     zero_background: bool,
+    rectify: bool,
     backend: str,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """``(x_b, x_c, sign, tmask, bmask)``; ``backend`` is ``"reference"`` or ``"triton"``."""
     return backend_module(backend).forward(
-        features, attention, delta_high, delta_low, delta_bg, zero_background
+        features, attention, delta_high, delta_low, delta_bg, zero_background, rectify
     )
 
 
 @self_erase_op.register_fake
-def _(features, attention, delta_high, delta_low, delta_bg, zero_background, backend):
+def _(features, attention, delta_high, delta_low, delta_bg, zero_background, rectify, backend):
     n, _, h, w = attention.shape
     return (
         torch.empty_like(features),
@@ -78,7 +79,7 @@ def _backward(ctx: Any, grad_b, grad_c, *_unused):
         grad = None
     else:
         grad = self_erase_backward_op(grad_b, grad_c, sign, tmask, bmask, ctx.backend)
-    return grad, None, None, None, None, None, None
+    return grad, None, None, None, None, None, None, None
 
 
 self_erase_op.register_autograd(_backward, setup_context=_setup_context)

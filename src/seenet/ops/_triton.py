@@ -161,6 +161,7 @@ def _forward_kernel(
     C, HW, plane, magic, shift,
     delta_high, delta_low, delta_bg,
     ZERO_BG: tl.constexpr,
+    RECTIFY: tl.constexpr,
     CHANNELS_LAST: tl.constexpr,
     BLOCK: tl.constexpr,
     VEC: tl.constexpr,
@@ -184,11 +185,16 @@ def _forward_kernel(
     b = tl.where(info, tl.where(a < bg, 1.0, 0.0), 0.0)
 
     f = _to_f32(tl.load(f_ptr + base + r, mask=valid, other=0.0))
-    relu = tl.where(f < 0.0, 0.0, f)  # keeps NaN, like torch.relu
-    tl.store(xb_ptr + base + r, _narrow_exact(relu * t, xb_ptr), mask=valid)
-    tl.store(xc_ptr + base + r, _narrow_exact(relu * b, xc_ptr), mask=valid)
-    # relu(f) != 0: f > 0, with NaN counting as positive, as in the reference
-    tl.store(sign_ptr + base + r, (relu != 0.0).to(tl.uint8), mask=valid)
+    if RECTIFY:
+        v = tl.where(f < 0.0, 0.0, f)  # keeps NaN, like torch.relu
+        # relu(f) != 0: f > 0, with NaN counting as positive, as in the reference
+        s = (v != 0.0).to(tl.uint8)
+    else:
+        v = f
+        s = tl.full(f.shape, 1, tl.uint8)
+    tl.store(xb_ptr + base + r, _narrow_exact(v * t, xb_ptr), mask=valid)
+    tl.store(xc_ptr + base + r, _narrow_exact(v * b, xc_ptr), mask=valid)
+    tl.store(sign_ptr + base + r, s, mask=valid)
     # The per-pixel masks, from the elements of channel 0 (NCHW: the first blocks only).
     if CHANNELS_LAST or pid * BLOCK < HW:
         tl.store(t_ptr + n * HW + p, t.to(tl.int8), mask=valid & first)
@@ -311,6 +317,7 @@ def forward(
     delta_low: float,
     delta_bg: float,
     zero_background: bool,
+    rectify: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fused forward: ``(x_b, x_c, sign, tmask, bmask)``, as :func:`seenet.ops._reference.forward`.
 
@@ -321,6 +328,7 @@ def forward(
         delta_low: Background-zone threshold of the ternary mask.
         delta_bg: Background threshold of the S_C mask.
         zero_background: Zero the background zone of ``x_b`` instead of flipping its sign.
+        rectify: Multiply ``relu(f)`` (true, C-ReLU) or ``f`` itself (false; ``sign`` all true).
 
     Returns:
         ``x_b`` and ``x_c`` (features' dtype and layout), ``sign`` (bool, features' layout),
@@ -344,7 +352,7 @@ def forward(
     if c == 0:  # no channels: the per-pixel masks alone, from a one-channel stand-in
         one = torch.zeros((n, 1, h, w), dtype=features.dtype, device=features.device)
         _, _, _, tmask, bmask = forward(
-            one, attention, delta_high, delta_low, delta_bg, zero_background
+            one, attention, delta_high, delta_low, delta_bg, zero_background, rectify
         )
         return x_b, x_c, sign, tmask, bmask
 
@@ -373,6 +381,7 @@ def forward(
                 c, h * w, c * h * w, *_magic(c if channels_last else h * w),
                 float(delta_high), float(delta_low), float(delta_bg),
                 ZERO_BG=bool(zero_background),
+                RECTIFY=bool(rectify),
                 CHANNELS_LAST=channels_last,
                 BLOCK=block,
                 VEC=vec,
