@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ._classes import VOC_CLASSES
+from .._classes import VOC_CLASSES
 
 __all__ = ["ConfusionMatrix"]
 
