@@ -49,7 +49,7 @@ demo-quick: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_self_erase.py
 	$(PY) benchmarks/bench_train_step.py
-	$(PY) benchmarks/bench_pseudo.py
+	$(PY) benchmarks/bench_proxy.py
 
 clean:
 	rm -rf build docs/_build docs/generated docs/auto_examples .pytest_cache .ruff_cache

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from seenet.data.maps import save_maps
 from seenet.data.synthetic import make_synthetic_voc
 from seenet.data.voc import save_label
 from seenet.demo import THRESHOLDS, attention_miou, background_miou, label_miou, run_demo
-from seenet.pseudo import save_maps
 
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
 

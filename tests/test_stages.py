@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from seenet import stages
+from seenet.data.maps import dense_maps, load_maps
 from seenet.data.voc import labels_from_mask, load_label, read_split
 from seenet.metrics import ConfusionMatrix
-from seenet.pseudo import dense_maps, load_maps, proxy_ground_truth
+from seenet.proxy import proxy_ground_truth
 from seenet.saliency import SaliencyFolder
 from tiny_voc import make_tiny_voc, tiny_config
 

@@ -174,13 +174,14 @@ print("batch:", tuple(batch.shape), "equal to one at a time:", torch.equal(batch
 # -----------
 # ``seenet attention-maps`` stores the class attention maps of each image as one ``.npz`` file with
 # the labelled ``classes`` and their ``maps`` as ``uint8`` (``round(255 · map)``): one byte per
-# pixel and class. :func:`seenet.pseudo.save_maps` writes such a file atomically,
-# :func:`seenet.pseudo.load_maps` reads it back, and :func:`seenet.pseudo.dense_maps` expands it to
-# the dense ``(K, H, W)`` maps and multi-hot labels that :func:`seenet.proxy_ground_truth` takes.
+# pixel and class. :func:`seenet.data.maps.save_maps` writes such a file atomically,
+# :func:`seenet.data.maps.load_maps` reads it back, and :func:`seenet.data.maps.dense_maps`
+# expands it to the dense ``(K, H, W)`` maps and multi-hot labels that
+# :func:`seenet.proxy_ground_truth` takes.
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from seenet.pseudo import dense_maps, load_maps, save_maps  # noqa: E402
+from seenet.data.maps import dense_maps, load_maps, save_maps  # noqa: E402
 
 classes = labels.nonzero().flatten()
 with tempfile.TemporaryDirectory() as tmp:

@@ -35,7 +35,7 @@ _LAZY = {
     "SeeNet": "seenet.models.seenet",
     "DeepLabLargeFOV": "seenet.models.deeplab",
     "segment": "seenet.models.deeplab",
-    "proxy_ground_truth": "seenet.pseudo",
+    "proxy_ground_truth": "seenet.proxy",
     "create_model": "seenet.models._registry",
     "list_models": "seenet.models._registry",
 }

@@ -1,17 +1,32 @@
-"""Argument checks at the public boundary: one small helper, clear ``ValueError`` messages.
+"""Argument checks at the public boundary: one module, clear ``ValueError`` messages.
 
-These look at shapes, ranks and scalar arguments only. Tensor *values* are never inspected here
-(that would force a host synchronisation inside differentiable ops); data-level functions check
-values themselves.
+Every module checks its inputs through these helpers. Most look at types, shapes, ranks and scalar
+arguments only; differentiable ops never inspect tensor *values* (that would force a host
+synchronisation). :func:`check_unit_range` is the one value check, for data-level functions
+(proxy ground truth, stored maps, saliency).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
-__all__ = ["check_tensor", "check_fraction", "check_thresholds", "check_choice", "check_same"]
+__all__ = [
+    "as_tensor",
+    "as_label_tensor",
+    "as_rgb_uint8",
+    "check_tensor",
+    "check_float",
+    "check_fraction",
+    "check_thresholds",
+    "check_choice",
+    "check_same",
+    "check_size",
+    "check_count",
+    "check_unit_range",
+]
 
 
 def _fmt(shape: Sequence[object]) -> str:
@@ -125,3 +140,113 @@ def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
         options = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {options}, got {value!r}")
     return value  # type: ignore[return-value]
+
+
+def as_tensor(x: object, name: str) -> torch.Tensor:
+    """A ``torch.Tensor`` or numpy array as a tensor (numpy arrays share their memory).
+
+    Example:
+        >>> as_tensor(np.zeros(2), "maps").dtype
+        torch.float64
+    """
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    return x
+
+
+def as_label_tensor(x: object, name: str) -> torch.Tensor:
+    """Integer class ids (tensor or numpy array) as an int64 tensor.
+
+    Example:
+        >>> as_label_tensor(np.array([0, 255], np.uint8), "target").tolist()
+        [0, 255]
+    """
+    x = as_tensor(x, name)
+    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integer class ids, got {x.dtype}")
+    return x.long()
+
+
+def as_rgb_uint8(image: object, name: str = "image") -> np.ndarray:
+    """A PIL image, uint8 array or tensor of shape (H, W, 3) as a uint8 numpy array.
+
+    Example:
+        >>> as_rgb_uint8(np.zeros((2, 3, 3), np.uint8)).shape
+        (2, 3, 3)
+    """
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise ValueError(
+            f"{name} must be a uint8 array of shape (H, W, 3) or a PIL image, got {arr.dtype} "
+            f"{arr.shape}"
+        )
+    return arr
+
+
+def check_float(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Check that ``x`` has a floating-point dtype.
+
+    Example:
+        >>> check_float(torch.zeros(1), "features").dtype
+        torch.float32
+    """
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    return x
+
+
+def check_size(size: object, name: str = "size") -> tuple[int, int] | None:
+    """``None`` or ``(H, W)`` with two positive ints.
+
+    Example:
+        >>> check_size([4, 5])
+        (4, 5)
+    """
+    if size is None:
+        return None
+    if (
+        not isinstance(size, (tuple, list))
+        or len(size) != 2
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
+    ):
+        raise ValueError(f"{name} must be None or (H, W) with two positive ints, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def check_count(value: object, name: str, minimum: int = 1) -> int:
+    """An integer (not a bool) of at least ``minimum``.
+
+    Example:
+        >>> check_count(3, "num_convs", 0)
+        3
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_unit_range(x: torch.Tensor, name: str) -> None:
+    """Raise ``ValueError`` if ``x`` holds NaN or a value outside [0, 1] (one pass).
+
+    Example:
+        >>> check_unit_range(torch.tensor([0.0, 2.0]), "saliency")
+        Traceback (most recent call last):
+        ...
+        ValueError: saliency must be in [0, 1], got values in [0, 2]
+    """
+    if x.numel() == 0:
+        return
+    lo, hi = torch.aminmax(x)
+    lo, hi = float(lo), float(hi)
+    if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
+        if torch.isnan(x).any():
+            raise ValueError(f"{name} must not contain NaN")
+        raise ValueError(f"{name} must be in [0, 1], got values in [{lo:.6g}, {hi:.6g}]")

@@ -326,7 +326,7 @@ def attention_miou(
     (``SegmentationClassAug``) by :class:`seenet.metrics.ConfusionMatrix`.
 
     Args:
-        maps_dir: Folder of stored maps (``{id}.npz``, :func:`seenet.pseudo.save_maps`).
+        maps_dir: Folder of stored maps (``{id}.npz``, :func:`seenet.data.maps.save_maps`).
         data_root: The VOC tree.
         split: The images to score.
         thresholds: The values of ``t``.
@@ -339,8 +339,8 @@ def attention_miou(
     """
     import torch
 
+    from .data.maps import load_maps
     from .metrics import ConfusionMatrix
-    from .pseudo import load_maps
 
     root, maps_dir = Path(data_root), Path(maps_dir)
     ts = [float(t) for t in thresholds]
@@ -452,7 +452,7 @@ def _heat(values: np.ndarray) -> np.ndarray:
 
 
 def _map_panel(image: np.ndarray, maps_file: Path) -> np.ndarray:
-    from .pseudo import load_maps
+    from .data.maps import load_maps
 
     _, maps = load_maps(maps_file)
     peak = maps.max(0) if len(maps) else np.zeros(image.shape[:2], np.float32)

@@ -13,7 +13,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._validation import check_choice, check_fraction, check_same, check_tensor, check_thresholds
+from ._validation import (
+    check_choice,
+    check_float,
+    check_fraction,
+    check_same,
+    check_tensor,
+    check_thresholds,
+)
 from .ops import _reference
 from .ops._dispatch import BACKENDS, resolve_backend
 from .ops._self_erase import self_erase_op
@@ -21,14 +28,9 @@ from .ops._self_erase import self_erase_op
 __all__ = ["class_agnostic_attention", "ternary_mask", "c_relu", "self_erase"]
 
 
-def _check_float(x: Tensor, name: str) -> None:
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-
-
 def _check_map(attention: object, name: str = "attention") -> Tensor:
     attention = check_tensor(attention, name, ("N", 1, "h", "w"))
-    _check_float(attention, name)
+    check_float(attention, name)
     if attention.shape[2] == 0 or attention.shape[3] == 0:
         raise ValueError(f"{name} must have a non-empty spatial size, got {tuple(attention.shape)}")
     return attention
@@ -64,7 +66,7 @@ def class_agnostic_attention(cams: Tensor, labels: Tensor, normalize: str = "max
                   [1.0000, 0.0000]]]])
     """
     cams = check_tensor(cams, "cams", ("N", "K", "h", "w"))
-    _check_float(cams, "cams")
+    check_float(cams, "cams")
     labels = check_tensor(labels, "labels", ("N", "K"))
     if labels.shape != cams.shape[:2]:
         raise ValueError(
@@ -138,7 +140,7 @@ def c_relu(x: Tensor, mask: Tensor) -> Tensor:
         raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if not isinstance(mask, Tensor):
         raise ValueError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
-    _check_float(x, "x")
+    check_float(x, "x")
     try:
         shape = torch.broadcast_shapes(mask.shape, x.shape)
     except RuntimeError:
@@ -204,7 +206,7 @@ def self_erase(
         tensor([[[[0., 0., 3., 4.]]]])
     """
     features = check_tensor(features, "features", ("N", "C", "h", "w"))
-    _check_float(features, "features")
+    check_float(features, "features")
     attention = _check_map(attention)
     check_same(features, "features", attention, "attention", (0,), "batch size")
     check_same(features, "features", attention, "attention", (2, 3), "spatial size (h, w)")

@@ -101,7 +101,7 @@ def attention_maps(cfg: Mapping[str, Any]) -> dict[str, Any]:
     Each image is resized to ``maps.input_size`` (224), passed through
     :meth:`seenet.SeeNet.attention_maps` (S_A and S_B fused, flipped), and the maps of the driving
     classes are stored at the image's original size as one ``.npz`` per image
-    (:func:`seenet.pseudo.save_maps`). Finished files are skipped, so an interrupted job resumes.
+    (:func:`seenet.data.maps.save_maps`). Finished files are skipped, so an interrupted job resumes.
 
     Reads the model description from ``attention.model`` and the ``maps`` section:
 
@@ -517,7 +517,7 @@ def _image_array(data: Mapping[str, Any], root: Path, image_id: str) -> np.ndarr
 
 def _map_overlays(cfg: dict[str, Any], root: Path, ids: list[str], maps_dir: Path,
                   out_dir: Path) -> None:
-    from .pseudo import load_maps
+    from .data.maps import load_maps
     from .viz import overlay_attention, save_png, tile
 
     data = cfg["data"]
@@ -530,9 +530,9 @@ def _map_overlays(cfg: dict[str, Any], root: Path, ids: list[str], maps_dir: Pat
 
 
 def _run_attention_maps(cfg: dict[str, Any]) -> dict[str, Any]:
+    from .data.maps import save_maps
     from .data.voc import read_split
     from .engine import barrier, init_distributed
-    from .pseudo import save_maps
 
     t0 = time.perf_counter()
     info = init_distributed(cfg["device"])
@@ -625,8 +625,9 @@ class _ProxyJob(torch.utils.data.Dataset):
         return frequency_tuned_saliency(image)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        from .data.maps import load_maps
         from .data.voc import save_label
-        from .pseudo import load_maps, proxy_ground_truth_from_maps
+        from .proxy import proxy_ground_truth_from_maps
 
         image_id = self.ids[index]
         target = self.out_dir / f"{image_id}.png"

@@ -21,25 +21,13 @@ from PIL import Image, ImageDraw
 
 from ._classes import voc_palette
 from ._io import atomic_write
+from ._validation import as_rgb_uint8, as_tensor
 
 __all__ = ["jet", "overlay_attention", "overlay_labels", "tile", "save_png"]
 
 
-def _as_image(image: np.ndarray | Image.Image | torch.Tensor) -> np.ndarray:
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
-    if isinstance(image, torch.Tensor):
-        image = image.detach().cpu().numpy()
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
-    return image
-
-
 def _as_map(x: np.ndarray | torch.Tensor, name: str, shape: tuple[int, int]) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x)
+    x = as_tensor(x, name).detach().cpu().numpy()
     if x.shape != shape:
         raise ValueError(f"{name} must have the image's size {shape}, got {x.shape}")
     return x
@@ -74,7 +62,7 @@ def overlay_attention(
     Returns:
         uint8 (H, W, 3).
     """
-    img = _as_image(image)
+    img = as_rgb_uint8(image)
     att = _as_map(attention, "attention", img.shape[:2]).astype(np.float32)
     heat = jet(att).astype(np.float32)
     return np.rint((1 - alpha) * img + alpha * heat).clip(0, 255).astype(np.uint8)
@@ -93,7 +81,7 @@ def overlay_labels(
     Returns:
         uint8 (H, W, 3).
     """
-    img = _as_image(image)
+    img = as_rgb_uint8(image)
     lab = _as_map(labels, "labels", img.shape[:2]).astype(np.int64)
     colours = voc_palette()[np.clip(lab, 0, 255)].astype(np.float32)
     colours[lab == ignore_index] = 255.0
@@ -122,7 +110,7 @@ def tile(
     canvas = np.full((h + header, w, 3), 255, np.uint8)
     x = 0
     for im in images:
-        canvas[header:, x : x + im.shape[1]] = _as_image(im)
+        canvas[header:, x : x + im.shape[1]] = as_rgb_uint8(im)
         x += im.shape[1] + pad
     if titles:
         pil = Image.fromarray(canvas)
@@ -137,6 +125,6 @@ def tile(
 
 def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write a uint8 RGB array as PNG, atomically."""
-    pil = Image.fromarray(_as_image(image))
+    pil = Image.fromarray(as_rgb_uint8(image))
     with atomic_write(path, "wb") as f:
         pil.save(f, format="PNG")

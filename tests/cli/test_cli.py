@@ -14,7 +14,7 @@ import yaml
 
 from seenet._io import load_state_dict_file
 from seenet.cli import COMMANDS, main
-from seenet.pseudo import save_maps
+from seenet.data.maps import save_maps
 from tiny_voc import tiny_config
 
 PIPELINE = ("train-attention", "attention-maps", "proxy-gt", "train-seg", "evaluate")

@@ -11,7 +11,7 @@ The layout is the one VOC and the SBD augmentation are distributed in::
 
 Image-level labels come from the masks (the classes present, ids 1..20; 0 background and 255
 ignore not counted) or from the XML annotations. Saliency folders are read with
-:class:`seenet.saliency.SaliencyFolder` (re-exported here). Every reader checks its file: a
+:class:`seenet.data.saliency.SaliencyFolder` (re-exported here). Every reader checks its file: a
 missing file raises :class:`FileNotFoundError` and an unreadable one :class:`ValueError`, both
 naming the path.
 
@@ -38,7 +38,8 @@ from PIL import Image
 
 from .._classes import VOC_FOREGROUND, voc_palette
 from .._io import atomic_write, read_image_file
-from ..saliency import SaliencyFolder
+from ..engine.seeding import sample_seed
+from .saliency import SaliencyFolder
 from .transforms import to_tensor
 
 __all__ = [
@@ -199,17 +200,6 @@ def labels_from_xml(
             raise ValueError(f"{path}: unknown class {name!r}")
         out[index[name]] = 1.0
     return out
-
-
-def sample_seed(seed: int, epoch: int, index: int) -> int:
-    """The per-sample augmentation seed used when a dataset is indexed without one.
-
-    Example:
-        >>> sample_seed(0, 0, 1) != sample_seed(0, 1, 1)
-        True
-    """
-    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), int(index)])
-    return int(ss.generate_state(1, dtype=np.uint32)[0])
 
 
 def _split_key(key: int | tuple[int, int], seed: int) -> tuple[int, int]:

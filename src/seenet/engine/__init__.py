@@ -1,7 +1,8 @@
 """The training engine: one loop for both networks, checkpoints, resumption, several processes.
 
 - :func:`fit` and :class:`TrainSettings` (:mod:`seenet.engine.loop`);
-- :class:`ResumableDistributedSampler` (:mod:`seenet.engine.sampler`);
+- :class:`ResumableDistributedSampler` (:mod:`seenet.engine.sampler`) and :func:`sample_seed`
+  (:mod:`seenet.engine.seeding`);
 - :func:`save_checkpoint`, :func:`load_checkpoint` (:mod:`seenet.engine.checkpoint`);
 - :func:`init_distributed`, :class:`DistInfo` (:mod:`seenet.engine.distributed`).
 """
@@ -12,6 +13,7 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_sta
 from .distributed import DistInfo, barrier, cleanup, init_distributed, resolve_device
 from .loop import TrainSettings, build_optimizer, fit, lr_factor
 from .sampler import ResumableDistributedSampler
+from .seeding import sample_seed
 
 __all__ = [
     "fit",
@@ -19,6 +21,7 @@ __all__ = [
     "lr_factor",
     "build_optimizer",
     "ResumableDistributedSampler",
+    "sample_seed",
     "save_checkpoint",
     "load_checkpoint",
     "rng_state",

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from ..data.voc import sample_seed
+from .seeding import sample_seed
 
 __all__ = ["ResumableDistributedSampler"]
 

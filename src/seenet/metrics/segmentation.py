@@ -18,18 +18,9 @@ import numpy as np
 import torch
 
 from .._classes import VOC_CLASSES
+from .._validation import as_label_tensor
 
 __all__ = ["ConfusionMatrix"]
-
-
-def _as_long(x: object, name: str) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
-    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
-        raise ValueError(f"{name} must hold integer class ids, got {x.dtype}")
-    return x.long()
 
 
 class ConfusionMatrix:
@@ -88,8 +79,8 @@ class ConfusionMatrix:
             ValueError: If shapes differ, or an id outside ``[0, num_classes)`` appears where the
                 target is not ignored.
         """
-        pred = _as_long(pred, "pred")
-        target = _as_long(target, "target")
+        pred = as_label_tensor(pred, "pred")
+        target = as_label_tensor(target, "target")
         if pred.shape != target.shape:
             raise ValueError(
                 f"pred and target must have the same shape, got {tuple(pred.shape)} and "

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .._validation import check_tensor
+from .._validation import check_count, check_tensor
 
 __all__ = ["HeadOutput", "SelfErasingHead"]
 
@@ -23,12 +23,6 @@ class HeadOutput:
 
     logits: torch.Tensor
     cams: torch.Tensor
-
-
-def _check_count(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 class SelfErasingHead(nn.Module):
@@ -76,10 +70,10 @@ class SelfErasingHead(nn.Module):
         init_std: float | None = 0.01,
     ):
         super().__init__()
-        _check_count(in_channels, "in_channels", 1)
-        _check_count(num_classes, "num_classes", 1)
-        _check_count(hidden_channels, "hidden_channels", 1)
-        _check_count(num_convs, "num_convs", 0)
+        check_count(in_channels, "in_channels", 1)
+        check_count(num_classes, "num_classes", 1)
+        check_count(hidden_channels, "hidden_channels", 1)
+        check_count(num_convs, "num_convs", 0)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         if not 0.0 <= dropout < 1.0:

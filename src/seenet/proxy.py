@@ -1,59 +1,29 @@
-"""Proxy ground truth (Algorithm 1 of the paper) and the stored attention maps it reads.
+"""Proxy ground truth (Algorithm 1 of the paper) from class attention maps and saliency.
 
 The segmentation network is trained on *proxy ground truth*: per pixel, the most probable of
 background and the image's labelled classes, where the background probability is ``1 - D``
 (``D`` the saliency map) and a class probability is the harmonic mean of its attention map and
 the saliency (paper Eq. 3).
 
-Stored maps are ``.npz`` files with two arrays: ``classes`` (int64, the class indices, background
-not counted) and ``maps`` (uint8, ``round(255 * map)``, one map per entry of ``classes``); see
-:func:`save_maps`, :func:`load_maps` and :func:`dense_maps`.
+Stored maps (one ``.npz`` per image, :mod:`seenet.data.maps`) feed
+:func:`proxy_ground_truth_from_maps` without expanding them to all classes.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Union
 
 import numpy as np
 import torch
 
-from ._io import atomic_write
-from ._validation import check_fraction
+from ._validation import as_tensor, check_fraction, check_unit_range
 
-__all__ = [
-    "proxy_ground_truth",
-    "proxy_ground_truth_from_maps",
-    "save_maps",
-    "load_maps",
-    "dense_maps",
-    "EPS",
-]
+__all__ = ["proxy_ground_truth", "proxy_ground_truth_from_maps", "EPS"]
 
 #: The guard against division by zero in the harmonic mean (SPEC item 10).
 EPS = 1e-8
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
-
-
-def _as_tensor(x: object, name: str) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        return torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
-    return x
-
-
-def _check_unit_range(x: torch.Tensor, name: str) -> None:
-    """Raise ``ValueError`` if ``x`` holds NaN or a value outside [0, 1] (one pass)."""
-    if x.numel() == 0:
-        return
-    lo, hi = torch.aminmax(x)
-    lo, hi = float(lo), float(hi)
-    if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
-        if torch.isnan(x).any():
-            raise ValueError(f"{name} must not contain NaN")
-        raise ValueError(f"{name} must be in [0, 1], got values in [{lo:.6g}, {hi:.6g}]")
 
 
 def proxy_ground_truth(
@@ -125,9 +95,9 @@ def proxy_ground_truth(
         >>> proxy_ground_truth(attention, saliency, torch.tensor([1, 0]))  # class 1 not labelled
         tensor([[1, 0]])
     """
-    attention = _as_tensor(attention, "attention")
-    saliency = _as_tensor(saliency, "saliency")
-    labels = _as_tensor(labels, "labels")
+    attention = as_tensor(attention, "attention")
+    saliency = as_tensor(saliency, "saliency")
+    labels = as_tensor(labels, "labels")
 
     if attention.ndim not in (3, 4):
         raise ValueError(
@@ -180,7 +150,7 @@ def proxy_ground_truth(
     present = (lab != 0).numpy()  # (N, K) bool
     used = np.flatnonzero(present.any(axis=0))  # only classes labelled in some image are read
     if used.size == 0:
-        _check_unit_range(saliency, "saliency")
+        check_unit_range(saliency, "saliency")
         out = torch.zeros((n, h, wd), dtype=torch.int64, device=attention.device)
         return out[0] if single else out
     if used.size == 1:
@@ -215,14 +185,14 @@ def _algorithm1(
     dtype = torch.promote_types(torch.promote_types(a.dtype, torch.float32), saliency.dtype)
     a = a.to(dtype)
     d = saliency.to(device=a.device, dtype=dtype)
-    _check_unit_range(d, "saliency")
+    check_unit_range(d, "saliency")
     absent = ~present
     any_absent = bool(absent.any())
     if any_absent:
         absent_t = torch.from_numpy(absent).to(a.device)
-        _check_unit_range(a[~absent_t], "attention")
+        check_unit_range(a[~absent_t], "attention")
     else:
-        _check_unit_range(a, "attention")
+        check_unit_range(a, "attention")
 
     if saliency_threshold is not None:
         d = torch.where(d < saliency_threshold, torch.zeros((), dtype=dtype, device=d.device), d)
@@ -276,9 +246,10 @@ def proxy_ground_truth_from_maps(
 ) -> torch.Tensor:
     """:func:`proxy_ground_truth` for one image from its stored maps (labelled classes only).
 
-    Equal to ``proxy_ground_truth(*dense_maps(classes, maps, K), saliency)`` for any ``K``
+    Equal to ``proxy_ground_truth(*seenet.data.maps.dense_maps(classes, maps, K), saliency)`` for
+    any ``K``
     above the largest class, without building the dense ``(K, H, W)`` input: the batch job's
-    fast path, taking :func:`load_maps`'s output as it is.
+    fast path, taking :func:`seenet.data.maps.load_maps`'s output as it is.
 
     Args:
         classes: The labelled class indices ``(L,)``, distinct.
@@ -302,8 +273,8 @@ def proxy_ground_truth_from_maps(
         raise ValueError(f"classes must be a 1-D array of ints, got {cls.dtype} {cls.shape}")
     if (cls < 0).any() or len(np.unique(cls)) != len(cls):
         raise ValueError(f"classes must be distinct non-negative ints, got {cls.tolist()}")
-    m = _as_tensor(maps, "maps")
-    d = _as_tensor(saliency, "saliency")
+    m = as_tensor(maps, "maps")
+    d = as_tensor(saliency, "saliency")
     if m.ndim != 3 or m.shape[0] != cls.size:
         raise ValueError(
             f"maps must have shape (L, H, W) with L = len(classes) = {cls.size}, "
@@ -320,7 +291,7 @@ def proxy_ground_truth_from_maps(
         w, saliency_threshold, conflict_threshold, ignore_index
     )
     if cls.size == 0:
-        _check_unit_range(d, "saliency")
+        check_unit_range(d, "saliency")
         return torch.zeros(tuple(m.shape[1:]), dtype=torch.int64, device=m.device)
     order = np.argsort(cls, kind="stable")  # ids ascending: ties go to the lower id
     if not (order == np.arange(cls.size)).all():
@@ -345,127 +316,3 @@ def _check_options(
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, int) or ignore_index < 0:
         raise ValueError(f"ignore_index must be a non-negative int, got {ignore_index!r}")
     return float(w), saliency_threshold, conflict_threshold  # type: ignore[return-value]
-
-
-# ---------------------------------------------------------------------------------------------
-# stored maps
-
-
-def save_maps(path: str | os.PathLike, classes: ArrayLike, maps: ArrayLike) -> None:
-    """Store class attention maps as an ``.npz`` file, atomically.
-
-    The file holds ``classes`` (int64, class indices without background) and ``maps`` (uint8,
-    ``round(255 * map)``), compressed.
-
-    Args:
-        path: Destination file (``.npz``); parent folders are created.
-        classes: Class indices, ``(L,)``, distinct and non-negative.
-        maps: The maps of those classes, ``(L, H, W)``: floating point in [0, 1], or uint8 taken
-            as already quantised.
-
-    Raises:
-        ValueError: On mismatched shapes, repeated or negative classes, NaN or values outside
-            [0, 1].
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "img.npz"
-        >>> save_maps(p, [3], torch.tensor([[[0.0, 0.5, 1.0]]]))
-        >>> classes, maps = load_maps(p)
-        >>> classes.tolist(), (maps * 255).round().tolist()
-        ([3], [[[0.0, 128.0, 255.0]]])
-    """
-    cls = np.asarray(classes.cpu() if isinstance(classes, torch.Tensor) else classes)
-    if cls.ndim != 1 or (cls.size and not np.issubdtype(cls.dtype, np.integer)):
-        raise ValueError(f"classes must be a 1-D array of ints, got {cls.dtype} {cls.shape}")
-    cls = cls.astype(np.int64)
-    if (cls < 0).any() or len(np.unique(cls)) != len(cls):
-        raise ValueError(f"classes must be distinct non-negative ints, got {cls.tolist()}")
-    if isinstance(maps, torch.Tensor):
-        maps = maps.detach().cpu().numpy()
-    maps = np.asarray(maps)
-    if maps.ndim != 3 or maps.shape[0] != len(cls):
-        raise ValueError(
-            f"maps must have shape (L, H, W) with L = len(classes) = {len(cls)}, got {maps.shape}"
-        )
-    if maps.dtype == np.uint8:
-        q = maps
-    elif np.issubdtype(maps.dtype, np.floating):
-        _check_unit_range(torch.from_numpy(np.ascontiguousarray(maps)), "maps")
-        q = np.rint(maps.astype(np.float32) * 255.0).astype(np.uint8)
-    else:
-        raise ValueError(f"maps must be floating point in [0, 1] or uint8, got {maps.dtype}")
-    with atomic_write(path, "wb") as f:
-        np.savez_compressed(f, classes=cls, maps=q)
-
-
-def load_maps(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Read stored maps written by :func:`save_maps`.
-
-    Args:
-        path: An ``.npz`` file with ``classes`` and ``maps``.
-
-    Returns:
-        ``(classes, maps)``: int64 ``(L,)`` and float32 ``(L, H, W)`` in [0, 1] (``uint8 / 255``).
-
-    Raises:
-        FileNotFoundError: If ``path`` does not exist.
-        ValueError: If the file is not a stored-maps file.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"stored maps not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            files = sorted(getattr(data, "files", []))
-            if "classes" in files and "maps" in files:
-                classes = data["classes"].astype(np.int64)
-                raw = data["maps"]
-    except Exception as e:  # not a zip / npz, or unreadable
-        raise ValueError(f"{path}: cannot read stored maps ({type(e).__name__}: {e})") from None
-    if "classes" not in files or "maps" not in files:
-        raise ValueError(
-            f"{path}: not a stored-maps file (needs arrays 'classes' and 'maps', found {files})"
-        )
-    if raw.dtype != np.uint8 or raw.ndim != 3 or raw.shape[0] != classes.shape[0]:
-        raise ValueError(
-            f"{path}: 'maps' must be uint8 (L, H, W) with L = {classes.shape[0]}, got "
-            f"{raw.dtype} {raw.shape}"
-        )
-    maps = np.multiply(raw, np.float32(1.0 / 255.0), dtype=np.float32)
-    return classes, maps
-
-
-def dense_maps(
-    classes: ArrayLike, maps: ArrayLike, num_classes: int = 20
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Expand stored maps to the dense inputs of :func:`proxy_ground_truth`.
-
-    Args:
-        classes: Class indices ``(L,)``, each below ``num_classes``.
-        maps: Their maps ``(L, H, W)``.
-        num_classes: ``K``, the number of foreground classes.
-
-    Returns:
-        ``(attention, labels)``: float32 ``(K, H, W)`` with zeros for classes not stored, and
-        int64 multi-hot ``(K,)``.
-
-    Example:
-        >>> attention, labels = dense_maps([2], np.ones((1, 2, 2), np.float32), num_classes=4)
-        >>> attention.shape, labels.tolist()
-        (torch.Size([4, 2, 2]), [0, 0, 1, 0])
-    """
-    cls = torch.as_tensor(np.asarray(classes), dtype=torch.int64).flatten()
-    m = _as_tensor(maps, "maps")
-    if m.ndim != 3 or m.shape[0] != cls.numel():
-        raise ValueError(
-            f"maps must have shape (L, H, W) with L = len(classes) = {cls.numel()}, "
-            f"got {tuple(m.shape)}"
-        )
-    if cls.numel() and (int(cls.min()) < 0 or int(cls.max()) >= num_classes):
-        raise ValueError(f"classes must be in [0, {num_classes}), got {cls.tolist()}")
-    # np.zeros is lazily zeroed memory: pages of classes never stored are never touched
-    dense = torch.from_numpy(np.zeros((num_classes, *m.shape[1:]), dtype=np.float32))
-    dense[cls] = m.to(torch.float32)
-    labels = torch.zeros(num_classes, dtype=torch.int64)
-    labels[cls] = 1
-    return dense, labels

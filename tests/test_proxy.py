@@ -9,14 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import seenet
-from seenet.pseudo import (
-    EPS,
-    dense_maps,
-    load_maps,
-    proxy_ground_truth,
-    proxy_ground_truth_from_maps,
-    save_maps,
-)
+from seenet.data.maps import dense_maps, load_maps, save_maps
+from seenet.proxy import EPS, proxy_ground_truth, proxy_ground_truth_from_maps
 
 
 def loop_algorithm1(attention, saliency, labels, w=1.0, sal_thr=None, conf_thr=None, ignore=255):

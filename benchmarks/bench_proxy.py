@@ -1,7 +1,7 @@
 """Benchmark of the proxy-ground-truth step (paper Algorithm 1) on VOC-sized inputs, and dense CRF.
 
 Generated inputs: 20 images of 500x375 (VOC's typical size), each with stored maps (``.npz``,
-:func:`seenet.pseudo.save_maps`) of 1-3 labelled classes out of 20, smooth blobs as attention
+:func:`seenet.data.maps.save_maps`) of 1-3 labelled classes out of 20, smooth blobs as attention
 maps are, and a saliency PNG. Reported, per image (median over repeats of all 20 images):
 
 1. the computation alone: :func:`seenet.proxy_ground_truth` on the dense (20, H, W) maps against
@@ -9,15 +9,15 @@ maps are, and a saliency PNG. Reported, per image (median over repeats of all 20
    ``1 - D``, one harmonic-mean row per label, argmax over background and the labels);
 2. the whole step of the ``proxy-gt`` job (read the maps and the saliency PNG, compute, write a
    VOC-palette label PNG) against reading and writing alone (same files, same label PNG written
-   without computing it), computing with :func:`seenet.pseudo.proxy_ground_truth_from_maps` on the
+   without computing it), computing with :func:`seenet.proxy.proxy_ground_truth_from_maps` on the
    stored maps as they are, and with :func:`seenet.proxy_ground_truth` on the dense maps of
-   :func:`seenet.pseudo.dense_maps`. SPEC section 5's goal: at most 1.2x;
+   :func:`seenet.data.maps.dense_maps`. SPEC section 5's goal: at most 1.2x;
 3. dense CRF (:func:`seenet.crf.dense_crf`, DeepLab-LargeFOV settings, 21 classes) seconds per
    image.
 
 Usage::
 
-    python benchmarks/bench_pseudo.py [--repeats 7] [--crf-repeats 3] [--threads N]
+    python benchmarks/bench_proxy.py [--repeats 7] [--crf-repeats 3] [--threads N]
 """
 
 from __future__ import annotations
@@ -33,15 +33,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import median_times, print_table  # noqa: E402
 
+from seenet.data.maps import dense_maps, load_maps, save_maps  # noqa: E402
 from seenet.data.voc import save_label  # noqa: E402
-from seenet.pseudo import (  # noqa: E402
-    EPS,
-    dense_maps,
-    load_maps,
-    proxy_ground_truth,
-    proxy_ground_truth_from_maps,
-    save_maps,
-)
+from seenet.proxy import EPS, proxy_ground_truth, proxy_ground_truth_from_maps  # noqa: E402
 from seenet.saliency import SaliencyFolder, save_saliency  # noqa: E402
 
 H, W, K, IMAGES = 375, 500, 20, 20
