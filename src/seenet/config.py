@@ -1,19 +1,23 @@
-"""Pipeline configuration: paper defaults, YAML files, ``key=value`` overrides, validation.
+"""Pipeline configuration: one typed schema with the paper's defaults, YAML files and overrides.
 
 One configuration drives the whole pipeline: a recipe is a single YAML file whose sections
 (``data``, ``attention``, ``maps``, ``proxy``, ``segmentation``, ``evaluate``) are read by the stage
 that needs them, so ``seenet train-attention recipe.yaml`` and ``seenet evaluate recipe.yaml`` use
-the same file. :data:`DEFAULTS` holds the paper's hyper-parameters (SPEC section 1); a YAML file
-(read with :func:`yaml.safe_load`) is merged onto them, then dotted overrides such as
-``attention.train.lr=0.01`` are applied, and the result is validated: an unknown key, a value of the
-wrong type or out of range raises :class:`ValueError` naming the dotted key.
+the same file. Each section is a dataclass (:class:`Config` and the classes below) whose fields
+hold the paper's hyper-parameters (SPEC section 1) as defaults, with their meaning: the command
+line's ``--help`` prints them. A YAML file (read with :func:`yaml.safe_load`) is merged onto the
+defaults, then dotted overrides such as ``attention.train.lr=0.01`` are applied, and the result is
+checked: an unknown key, a value of the wrong type or out of range raises :class:`ValueError`
+naming the dotted key.
 
 The ``model`` sub-sections are open: every key other than ``name`` and ``pretrained`` is passed to
 the model's constructor (``backbone``, ``erase_mode``, ``hidden_channels``, ...).
 
+Sections read like mappings too (``cfg["attention"]["train"]["lr"]``).
+
 Example:
     >>> cfg = load_config(overrides=["data.root=/data/VOC2012", "attention.train.lr=1e-2"])
-    >>> cfg["attention"]["train"]["lr"], cfg["attention"]["train"]["batch_size"]
+    >>> cfg.attention.train.lr, cfg["attention"]["train"]["batch_size"]
     (0.01, 16)
     >>> load_config(overrides=["attention.train.lrr=1"])
     Traceback (most recent call last):
@@ -23,18 +27,28 @@ Example:
 
 from __future__ import annotations
 
-import copy
-import difflib
 import os
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Union
 
 import yaml
 
 from ._io import atomic_write
+from ._schema import Section, coerce, fraction, non_negative, option, positive_int
+from .engine.loop import TrainSettings
 
 __all__ = [
+    "Config",
+    "DataConfig",
+    "AttentionConfig",
+    "MapsConfig",
+    "ProxyConfig",
+    "SegmentationConfig",
+    "EvaluateConfig",
+    "StageTrain",
     "DEFAULTS",
     "OPEN_SECTIONS",
     "load_config",
@@ -47,234 +61,276 @@ __all__ = [
     "get_key",
 ]
 
-# Training settings both stages share (the paper fixes neither; these are the engine's defaults).
-_TRAIN_COMMON: dict[str, Any] = {
-    "lr_gamma": 0.1,
-    "poly_power": 0.9,
-    "accumulate": 1,
-    "clip_grad_norm": None,
-    "amp": False,
-    "channels_last": False,
-    "deterministic": True,
-    "checkpoint_every": 1000,
-    "log_every": 20,
-    "resume": False,
-    "out_dir": None,
-}
 
-#: Paper hyper-parameters (SPEC section 1) for PASCAL VOC 2012 + SBD. ``null`` output paths are
-#: derived from ``work_dir`` by the stages (see :mod:`seenet.stages`).
-DEFAULTS: dict[str, Any] = {
-    "work_dir": "runs/seenet_vgg16",
-    "seed": 0,
-    "device": "auto",
-    "data": {
-        "root": None,
-        "train_split": "train_aug",
-        "val_split": "val",
-        "image_dir": "JPEGImages",
-        "image_suffix": ".jpg",
-        "label_dir": "SegmentationClassAug",
-        "eval_label_dir": "SegmentationClass",
-        "annotation_dir": "Annotations",
-        "labels_from": "masks",
-        "saliency_dir": None,
-        "num_classes": 20,
-        "num_workers": 4,
-    },
-    "attention": {
-        "model": {"name": "seenet_vgg16", "pretrained": True, "erase_mode": "seenet"},
-        "transforms": {"scale_range": [256, 480], "crop_size": 224, "flip": True},
-        "train": {
-            "batch_size": 16,
-            "iterations": 25000,
-            "lr": 1e-3,
-            "momentum": 0.9,
-            "weight_decay": 2e-4,
-            "schedule": "step",
-            "lr_steps": [15000],
-            **_TRAIN_COMMON,
-        },
-    },
-    "maps": {
-        "split": None,
-        "weights": None,
-        "input_size": 224,
-        "flip": True,
-        "labels": "gt",
-        "save_png": False,
-        "overlays": 0,
-        "overlay_ids": [],
-        "out_dir": None,
-    },
-    "proxy": {
-        "split": None,
-        "maps_dir": None,
-        "w": 1.0,
-        "saliency_threshold": None,
-        "conflict_threshold": None,
-        "ignore_index": 255,
-        "overlays": 0,
-        "overlay_ids": [],
-        "out_dir": None,
-    },
-    "segmentation": {
-        "model": {"name": "deeplab_largefov_vgg16", "pretrained": True},
-        "label_dir": None,
-        "transforms": {
-            "scale_range": [0.5, 1.5],
-            "crop_size": 321,
-            "flip": True,
-            "ignore_index": 255,
-        },
-        "train": {
-            "batch_size": 10,
-            "iterations": 20000,
-            "lr": 1e-3,
-            "momentum": 0.9,
-            "weight_decay": 5e-4,
-            "schedule": "poly",
-            "lr_steps": [],
-            **_TRAIN_COMMON,
-        },
-    },
-    "evaluate": {
-        "split": None,
-        "weights": None,
-        "label_dir": None,
-        "scales": [1.0],
-        "flip": False,
-        "crf": False,
-        "save_predictions": False,
-        "overlays": 0,
-        "overlay_ids": [],
-        "out_dir": None,
-    },
-}
+def _scale_range(value: Any, key: str) -> None:
+    if len(value) != 2 or not 0 < value[0] <= value[1]:
+        raise ValueError(f"{key} must be [low, high] with 0 < low <= high, got {value}")
 
-#: Sections whose keys are free (passed to a constructor); only their listed keys are checked.
+
+def _optional_positive_int(value: Any, key: str) -> None:
+    if value is not None:
+        positive_int(value, key)
+
+
+def _scales(value: Any, key: str) -> None:
+    if not value or any(s <= 0 for s in value):
+        raise ValueError(f"{key} must be a non-empty list of positive numbers, got {value}")
+
+
+def _device(value: Any, key: str) -> None:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise ValueError(f"{key} must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}")
+
+
+def _ignore_index(value: Any, key: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
+        raise ValueError(f"{key} must be an integer in 0..255, got {value!r}")
+
+
+# -------------------------------------------------------------------------------------- sections
+
+
+@dataclass
+class DataConfig(Section):
+    """``data``: where the VOC-format data set lives (:mod:`seenet.data.voc`).
+
+    Folders are relative to ``root`` unless absolute.
+    """
+
+    root: Optional[str] = option(
+        None, "the VOC2012 folder (JPEGImages, SegmentationClassAug, ImageSets/Segmentation); "
+        "required"
+    )
+    train_split: str = option(
+        "train_aug", "training split: ImageSets/Segmentation/{name}.txt, or a list file"
+    )
+    val_split: str = option("val", "validation split")
+    image_dir: str = option("JPEGImages", "image folder")
+    image_suffix: str = option(".jpg", "image file ending")
+    label_dir: str = option(
+        "SegmentationClassAug", "masks giving the image-level labels of the training images"
+    )
+    eval_label_dir: str = option("SegmentationClass", "ground truth for evaluation")
+    annotation_dir: str = option("Annotations", "XML annotations (labels_from: xml)")
+    labels_from: str = option("masks", "image-level labels from the masks or the XML files",
+                              choices=("masks", "xml"))
+    saliency_dir: Optional[str] = option(
+        None, "folder of 8-bit saliency PNGs named like the images (the paper uses DSS); null: "
+        "the built-in frequency-tuned saliency (weaker)"
+    )
+    num_classes: int = option(20, "foreground classes (background not counted)",
+                              check=positive_int)
+    num_workers: int = option(4, "data-loading processes per stage", check=non_negative)
+
+
+@dataclass
+class StageTrain(TrainSettings):
+    """``*.train``: the engine's :class:`~seenet.engine.TrainSettings` plus the output folder."""
+
+    out_dir: Optional[str] = option(None, "output folder (null: {work_dir}/<stage>)")
+
+
+@dataclass
+class AttentionTransforms(Section):
+    """``attention.transforms``: the augmentation of the attention network (as ResNet's)."""
+
+    scale_range: list = option([256, 480], "shorter side resized to a random length in [a, b]",
+                               item=int, check=_scale_range)
+    crop_size: int = option(224, "random square crop", check=positive_int)
+    flip: bool = option(True, "random horizontal flip")
+
+
+@dataclass
+class AttentionConfig(Section):
+    """``attention``: the self-erasing attention network and its training (paper §3, §5.1)."""
+
+    model: dict = option(
+        {"name": "seenet_vgg16", "pretrained": True, "erase_mode": "seenet"},
+        "name (a registered model, or SeeNet), pretrained (true, false or a weights file) and "
+        "any SeeNet keyword (erase_mode, backbone, hidden_channels, delta_high, ...)",
+    )
+    transforms: AttentionTransforms = option(AttentionTransforms(), "augmentation")
+    train: StageTrain = option(
+        StageTrain(iterations=25000, batch_size=16, lr=1e-3, weight_decay=2e-4, schedule="step",
+                   lr_steps=[15000]),
+        "optimisation",
+    )
+
+
+@dataclass
+class MapsConfig(Section):
+    """``maps``: class attention maps of every image of a split (paper §5.1 inference)."""
+
+    split: Optional[str] = option(None, "split (null: data.train_split)")
+    weights: Optional[str] = option(
+        None, "attention weights (null: {work_dir}/attention/model.safetensors)"
+    )
+    input_size: Optional[int] = option(224, "images resized to this square size for the "
+                                       "network (null: original size)",
+                                       check=_optional_positive_int)
+    flip: bool = option(True, "horizontal test-time flip")
+    labels: str = option("gt", "classes of the maps: ground-truth image labels, or S_A's "
+                         "predictions", choices=("gt", "predicted"))
+    save_png: bool = option(False, "also write {image}_{class}.png per class")
+    overlays: int = option(0, "PNG overlays for the first N images", check=non_negative)
+    overlay_ids: list = option([], "overlays for these image ids instead", item=str)
+    out_dir: Optional[str] = option(None, "output folder (null: {work_dir}/maps)")
+
+
+@dataclass
+class ProxyConfig(Section):
+    """``proxy``: proxy ground truth from stored maps and saliency (paper Algorithm 1)."""
+
+    split: Optional[str] = option(None, "split (null: data.train_split)")
+    maps_dir: Optional[str] = option(None, "stored maps (null: the maps stage's output)")
+    w: float = option(1.0, "weight of the attention in the harmonic mean (paper: 1)",
+                      check=non_negative)
+    saliency_threshold: Optional[float] = option(
+        None, "saliency below it counts as 0 (a departure; null: off)", check=fraction
+    )
+    conflict_threshold: Optional[float] = option(
+        None, "pixels whose two best classes both exceed it are ignored (null: off)",
+        check=fraction,
+    )
+    ignore_index: int = option(255, "label of ignored pixels", check=_ignore_index)
+    overlays: int = option(0, "PNG overlays for the first N images", check=non_negative)
+    overlay_ids: list = option([], "overlays for these image ids instead", item=str)
+    out_dir: Optional[str] = option(None, "output folder (null: {work_dir}/proxy_gt)")
+
+
+@dataclass
+class SegmentationTransforms(Section):
+    """``segmentation.transforms``: DeepLab's augmentation."""
+
+    scale_range: list = option([0.5, 1.5], "random rescaling factor in [a, b]", item=float,
+                               check=_scale_range)
+    crop_size: int = option(321, "random square crop (padded with ignore_index)",
+                            check=positive_int)
+    flip: bool = option(True, "random horizontal flip")
+    ignore_index: int = option(255, "label ignored by the loss, also the padding label",
+                               check=_ignore_index)
+
+
+@dataclass
+class SegmentationConfig(Section):
+    """``segmentation``: DeepLab-LargeFOV trained on the proxy labels (DeepLab's defaults)."""
+
+    model: dict = option(
+        {"name": "deeplab_largefov_vgg16", "pretrained": True},
+        "name (a registered model, or DeepLabLargeFOV), pretrained, and any constructor keyword",
+    )
+    label_dir: Optional[str] = option(
+        None, "training labels (null: the proxy stage's output; SegmentationClassAug gives the "
+        "fully supervised upper bound)"
+    )
+    transforms: SegmentationTransforms = option(SegmentationTransforms(), "augmentation")
+    train: StageTrain = option(
+        StageTrain(iterations=20000, batch_size=10, lr=1e-3, weight_decay=5e-4, schedule="poly"),
+        "optimisation",
+    )
+
+
+@dataclass
+class EvaluateConfig(Section):
+    """``evaluate``: per-class IoU and mIoU of the segmentation network (VOC protocol)."""
+
+    split: Optional[str] = option(None, "split (null: data.val_split)")
+    weights: Optional[str] = option(
+        None, "segmentation weights (null: {work_dir}/segmentation/model.safetensors)"
+    )
+    label_dir: Optional[str] = option(None, "ground truth (null: data.eval_label_dir)")
+    scales: list = option([1.0], "test scales (the paper's multi-scale test: 0.5 ... 1.5)",
+                          item=float, check=_scales)
+    flip: bool = option(False, "horizontal test-time flip")
+    crf: bool = option(False, "dense CRF with DeepLab's parameters (needs the crf extra)")
+    save_predictions: bool = option(False, "write VOC-palette PNGs to out_dir/predictions")
+    overlays: int = option(0, "PNG overlays for the first N images", check=non_negative)
+    overlay_ids: list = option([], "overlays for these image ids instead", item=str)
+    out_dir: Optional[str] = option(None, "output folder (null: {work_dir}/evaluation)")
+
+
+@dataclass
+class Config(Section):
+    """The whole pipeline configuration; every stage reads the sections it needs."""
+
+    work_dir: str = option("runs/seenet_vgg16", "default parent of every stage's output folder")
+    seed: int = option(0, "seed of new layers' weights, data order and augmentation")
+    device: str = option("auto", "auto (a GPU when available; under torchrun the local rank's), "
+                         "cpu, cuda or cuda:N", check=_device)
+    data: DataConfig = option(DataConfig(), "the data set")
+    attention: AttentionConfig = option(AttentionConfig(), "attention network")
+    maps: MapsConfig = option(MapsConfig(), "attention maps")
+    proxy: ProxyConfig = option(ProxyConfig(), "proxy ground truth")
+    segmentation: SegmentationConfig = option(SegmentationConfig(), "segmentation network")
+    evaluate: EvaluateConfig = option(EvaluateConfig(), "evaluation")
+
+    def merge(self, update: Mapping[str, Any], prefix: str = "") -> Config:
+        """Merge ``update`` (see :meth:`Section.merge`) and convert the model sections' flags."""
+        merged = super().merge(update, prefix)
+        for stage in OPEN_SECTIONS:
+            section = getattr(merged, stage.split(".")[0])
+            if "pretrained" in section.model:
+                section.model["pretrained"] = coerce(
+                    section.model["pretrained"], Union[bool, str], f"{stage}.pretrained"
+                )
+        return merged
+
+    def check(self, prefix: str = "") -> None:
+        """Check every key (:meth:`Section.check`) and the keys that depend on each other."""
+        super().check(prefix)
+        for stage in ("attention", "segmentation"):
+            model = getattr(self, stage).model
+            if not isinstance(model.get("name"), str) or not model["name"]:
+                raise ValueError(
+                    f"{stage}.model.name must be a model name, got {model.get('name')!r}"
+                )
+            pretrained = model.get("pretrained", False)
+            if not isinstance(pretrained, (bool, str)):
+                raise ValueError(
+                    f"{stage}.model.pretrained must be true, false or a path, got {pretrained!r}"
+                )
+        num_classes = self.data.num_classes
+        for key in ("proxy.ignore_index", "segmentation.transforms.ignore_index"):
+            value = get_key(self, key)
+            if value <= num_classes:
+                raise ValueError(
+                    f"{key} ({value}) clashes with a class id: labels are 0 (background) to "
+                    f"{num_classes}; use a value in {num_classes + 1}..255 (VOC: 255)"
+                )
+
+
+#: The sections whose keys are free (passed to a constructor); only ``name`` and ``pretrained``
+#: are checked.
 OPEN_SECTIONS = ("attention.model", "segmentation.model")
 
-_CHOICES = {
-    "data.labels_from": ("masks", "xml"),
-    "maps.labels": ("gt", "predicted"),
-    "attention.train.schedule": ("step", "poly", "constant"),
-    "segmentation.train.schedule": ("step", "poly", "constant"),
-}
-_POSITIVE_INT = (
-    "attention.train.batch_size",
-    "attention.train.iterations",
-    "attention.train.accumulate",
-    "attention.train.checkpoint_every",
-    "attention.train.log_every",
-    "attention.transforms.crop_size",
-    "segmentation.train.batch_size",
-    "segmentation.train.iterations",
-    "segmentation.train.accumulate",
-    "segmentation.train.checkpoint_every",
-    "segmentation.train.log_every",
-    "segmentation.transforms.crop_size",
-    "data.num_classes",
-)
-_NON_NEGATIVE = (
-    "data.num_workers",
-    "attention.train.lr",
-    "attention.train.momentum",
-    "attention.train.weight_decay",
-    "segmentation.train.lr",
-    "segmentation.train.momentum",
-    "segmentation.train.weight_decay",
-    "maps.overlays",
-    "proxy.overlays",
-    "evaluate.overlays",
-    "proxy.w",
-)
-_FRACTION_OR_NONE = ("proxy.saliency_threshold", "proxy.conflict_threshold")
-_NULLABLE_PATHS = (
-    "data.root",
-    "data.saliency_dir",
-    "attention.train.out_dir",
-    "segmentation.train.out_dir",
-    "maps.split",
-    "maps.weights",
-    "maps.out_dir",
-    "proxy.split",
-    "proxy.maps_dir",
-    "proxy.out_dir",
-    "segmentation.label_dir",
-    "evaluate.split",
-    "evaluate.weights",
-    "evaluate.label_dir",
-    "evaluate.out_dir",
-)
+#: The defaults (the paper's hyper-parameters, SPEC section 1) as plain nested data.
+DEFAULTS: dict[str, Any] = Config().to_dict()
 
 
-def _is_open(prefix: str) -> bool:
-    return prefix in OPEN_SECTIONS
+# ------------------------------------------------------------------------------------ functions
 
 
-def _coerce(value: Any, default: Any, key: str) -> Any:
-    """Convert ``value`` to the type of ``default`` where that is unambiguous."""
-    if default is None or value is None:
-        return value
-    if key.endswith("model.pretrained"):
-        # true/false, or the path of a local weights file
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            low = value.lower()
-            if low in ("true", "false", "yes", "no"):
-                return low in ("true", "yes")
-            return value
-        raise ValueError(f"{key} must be true, false or a file path, got {value!r}")
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-        raise ValueError(f"{key} must be true or false, got {value!r}")
-    if isinstance(default, int):
-        if isinstance(value, bool):
-            raise ValueError(f"{key} must be an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                pass
-            else:
-                if number.is_integer():
-                    return int(number)
-        raise ValueError(f"{key} must be an integer, got {value!r}")
-    if isinstance(default, float):
-        if isinstance(value, bool):
-            raise ValueError(f"{key} must be a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ValueError(f"{key} must be a number, got {value!r}")
-    if isinstance(default, list):
-        if isinstance(value, tuple):
-            value = list(value)
-        if isinstance(value, str) and not default:  # "a,b,c" for a list of names
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list):
-            raise ValueError(f"{key} must be a list, got {value!r}")
-        if default:
-            return [_coerce(v, default[0], f"{key}[{i}]") for i, v in enumerate(value)]
-        return value
-    if isinstance(default, str):
-        if isinstance(value, (dict, list)):
-            raise ValueError(f"{key} must be a string, got {value!r}")
-        return value if isinstance(value, (str, bool)) else str(value)
-    return value
+def _as_config(cfg: Config | Mapping[str, Any] | None) -> Config:
+    if isinstance(cfg, Config):
+        return cfg
+    return Config().merge(cfg or {})
+
+
+def merge_config(base: Config | Mapping[str, Any], update: Mapping[str, Any]) -> Config:
+    """Deep-merge ``update`` onto ``base`` (a :class:`Config` or a partial mapping).
+
+    Values are converted to the type of their key where unambiguous (``"1e-3"`` becomes ``0.001``
+    for a float key, as YAML 1.1 reads ``1e-3`` as a string).
+
+    Raises:
+        ValueError: For an unknown key (outside the open ``model`` sections) or a value of the
+            wrong type.
+
+    Example:
+        >>> merge_config(DEFAULTS, {"attention": {"train": {"lr": "1e-3"}}}).attention.train.lr
+        0.001
+    """
+    return _as_config(base).merge(update)
 
 
 def _looks_numeric(text: str) -> bool:
@@ -285,62 +341,6 @@ def _looks_numeric(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _unknown(key: str, options: Iterable[str]) -> ValueError:
-    options = list(options)
-    leaf = key.rsplit(".", 1)
-    prefix = leaf[0] + "." if len(leaf) == 2 else ""
-    close = difflib.get_close_matches(leaf[-1], options, n=1)
-    hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-    return ValueError(f"unknown configuration key '{key}'{hint}")
-
-
-def merge_config(
-    base: Mapping[str, Any], update: Mapping[str, Any], prefix: str = ""
-) -> dict[str, Any]:
-    """Deep-merge ``update`` onto a copy of ``base``, rejecting unknown keys.
-
-    Values are converted to the type of the default where unambiguous (``"1e-3"`` becomes
-    ``0.001`` for a float key, as YAML 1.1 reads ``1e-3`` as a string).
-
-    Args:
-        base: The defaults (not modified).
-        update: Values to apply; nested mappings merge key by key.
-        prefix: Dotted path of ``base`` inside the whole configuration (for messages).
-
-    Returns:
-        The merged configuration.
-
-    Raises:
-        ValueError: For a key ``base`` does not have (outside the open ``model`` sections) or a
-            value of the wrong type.
-
-    Example:
-        >>> merge_config({"a": {"b": 1.0, "c": 2}}, {"a": {"b": "1e-3"}})
-        {'a': {'b': 0.001, 'c': 2}}
-    """
-    if not isinstance(update, Mapping):
-        where = prefix or "the configuration"
-        raise ValueError(f"{where} must be a mapping, got {type(update).__name__}")
-    out = copy.deepcopy(dict(base))
-    for key, value in update.items():
-        if not isinstance(key, str):
-            raise ValueError(f"configuration keys must be strings, got {key!r} in {prefix!r}")
-        dotted = f"{prefix}.{key}" if prefix else key
-        if key not in out:
-            if _is_open(prefix):
-                out[key] = copy.deepcopy(value)
-                continue
-            raise _unknown(dotted, out.keys())
-        default = out[key]
-        if isinstance(default, dict):
-            if value is None:
-                continue
-            out[key] = merge_config(default, value, dotted)
-        else:
-            out[key] = _coerce(value, default, dotted)
-    return out
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -381,21 +381,21 @@ def _nest(key: str, value: Any) -> dict[str, Any]:
     return out
 
 
-def apply_overrides(cfg: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+def apply_overrides(cfg: Config | Mapping[str, Any], overrides: Iterable[str]) -> Config:
     """Apply ``key=value`` overrides, in order, to ``cfg``.
 
     Example:
-        >>> apply_overrides(DEFAULTS, ["seed=3"])["seed"]
+        >>> apply_overrides(DEFAULTS, ["seed=3"]).seed
         3
     """
-    out = copy.deepcopy(dict(cfg))
+    out = _as_config(cfg)
     for text in overrides:
         key, value = parse_override(text)
-        out = merge_config(out, _nest(key, value))
+        out = out.merge(_nest(key, value))
     return out
 
 
-def get_key(cfg: Mapping[str, Any], key: str) -> Any:
+def get_key(cfg: Config | Mapping[str, Any], key: str) -> Any:
     """Read a dotted key.
 
     Example:
@@ -404,20 +404,15 @@ def get_key(cfg: Mapping[str, Any], key: str) -> Any:
     """
     node: Any = cfg
     for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise ValueError(f"unknown configuration key '{key}'")
-        node = node[part]
+        try:
+            node = node[part]
+        except (KeyError, TypeError):
+            raise ValueError(f"unknown configuration key '{key}'") from None
     return node
 
 
-def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+def validate_config(cfg: Config | Mapping[str, Any]) -> Config:
     """Check types, choices and ranges; raise ``ValueError`` naming the dotted key.
-
-    Args:
-        cfg: A full configuration (defaults merged in).
-
-    Returns:
-        ``cfg``, as a ``dict``.
 
     Example:
         >>> validate_config(apply_overrides(DEFAULTS, ["proxy.w=-1"]))
@@ -425,87 +420,28 @@ def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         ...
         ValueError: proxy.w must be >= 0, got -1.0
     """
-    cfg = dict(cfg)
-    for key, choices in _CHOICES.items():
-        value = get_key(cfg, key)
-        if value not in choices:
-            options = ", ".join(repr(c) for c in choices)
-            raise ValueError(f"{key} must be one of {options}, got {value!r}")
-    for key in _POSITIVE_INT:
-        value = get_key(cfg, key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{key} must be a positive integer, got {value!r}")
-    for key in _NON_NEGATIVE:
-        value = get_key(cfg, key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{key} must be >= 0, got {value!r}")
-    for key in _FRACTION_OR_NONE:
-        value = get_key(cfg, key)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1
-        ):
-            raise ValueError(f"{key} must be null or a number in [0, 1], got {value!r}")
-    for key in _NULLABLE_PATHS:
-        value = get_key(cfg, key)
-        if value is not None and not isinstance(value, (str, os.PathLike)):
-            raise ValueError(f"{key} must be null or a path, got {value!r}")
-    if not isinstance(cfg.get("work_dir"), (str, os.PathLike)):
-        raise ValueError(f"work_dir must be a path, got {cfg.get('work_dir')!r}")
-    if not isinstance(cfg.get("device"), str):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {cfg['device']!r}")
-    for stage in ("attention", "segmentation"):
-        train = cfg[stage]["train"]
-        if train["batch_size"] % train["accumulate"]:
-            raise ValueError(
-                f"{stage}.train.batch_size ({train['batch_size']}) must be divisible by "
-                f"{stage}.train.accumulate ({train['accumulate']})"
-            )
-        steps = train["lr_steps"]
-        if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in steps):
-            raise ValueError(f"{stage}.train.lr_steps must be non-negative integers, got {steps}")
-        if list(steps) != sorted(steps):
-            raise ValueError(f"{stage}.train.lr_steps must be increasing, got {steps}")
-        model = cfg[stage]["model"]
-        if not isinstance(model.get("name"), str) or not model["name"]:
-            raise ValueError(f"{stage}.model.name must be a model name, got {model.get('name')!r}")
-        pretrained = model.get("pretrained", False)
-        if not isinstance(pretrained, (bool, str)):
-            raise ValueError(
-                f"{stage}.model.pretrained must be true, false or a path, got {pretrained!r}"
-            )
-    for key in ("attention.transforms.scale_range", "segmentation.transforms.scale_range"):
-        low_high = get_key(cfg, key)
-        if len(low_high) != 2 or not 0 < low_high[0] <= low_high[1]:
-            raise ValueError(f"{key} must be [low, high] with 0 < low <= high, got {low_high}")
-    size = cfg["maps"]["input_size"]
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise ValueError(f"maps.input_size must be null or a positive integer, got {size!r}")
-    scales = cfg["evaluate"]["scales"]
-    if not scales or any(not isinstance(s, (int, float)) or s <= 0 for s in scales):
-        raise ValueError(
-            f"evaluate.scales must be a non-empty list of positive numbers, got {scales}"
-        )
-    return cfg
+    config = _as_config(cfg)
+    config.check()
+    return config
 
 
 def resolve_config(
-    cfg: Mapping[str, Any] | None = None, overrides: Iterable[str] = ()
-) -> dict[str, Any]:
-    """Merge a (possibly partial) configuration dict onto :data:`DEFAULTS` and validate it.
+    cfg: Config | Mapping[str, Any] | None = None, overrides: Iterable[str] = ()
+) -> Config:
+    """Merge a (possibly partial) configuration onto the defaults and check it.
 
-    This is what every stage function does with the dict it is given.
+    This is what every stage function does with the configuration it is given.
 
     Example:
-        >>> resolve_config({"seed": 1})["attention"]["train"]["iterations"]
+        >>> resolve_config({"seed": 1}).attention.train.iterations
         25000
     """
-    merged = merge_config(DEFAULTS, cfg or {})
-    return validate_config(apply_overrides(merged, overrides))
+    return validate_config(apply_overrides(_as_config(cfg), overrides))
 
 
 def load_config(
     path: str | os.PathLike | None = None, overrides: Iterable[str] = ()
-) -> dict[str, Any]:
+) -> Config:
     """Load a YAML recipe (``yaml.safe_load``), merge it onto the defaults, apply overrides.
 
     Args:
@@ -513,42 +449,34 @@ def load_config(
         overrides: ``key=value`` strings, dotted keys, values read as YAML.
 
     Returns:
-        The validated configuration.
+        The checked configuration.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: For malformed YAML, unknown keys or invalid values.
+        ValueError: For a file that is not UTF-8 YAML, unknown keys or invalid values; the
+            message names the file.
     """
-    data: Any = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"configuration file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ValueError(f"{path}: not valid YAML: {e}") from None
-        if not isinstance(data, Mapping):
-            raise ValueError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
-        try:
-            return resolve_config(data, overrides)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
-    return resolve_config(data, overrides)
+    if path is None:
+        return resolve_config({}, overrides)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"configuration file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a text (UTF-8) YAML file ({e.reason})") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    try:
+        return resolve_config(data, overrides)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
-def dump_config(cfg: Mapping[str, Any], path: str | os.PathLike) -> None:
+def dump_config(cfg: Config | Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write ``cfg`` as YAML, atomically (the resolved configuration of a run)."""
-    text = yaml.safe_dump(_plain(cfg), sort_keys=False)
+    data = cfg.to_dict() if isinstance(cfg, Section) else dict(cfg)
     with atomic_write(path, "w") as f:
-        f.write(text)
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    return obj
+        f.write(yaml.safe_dump(data, sort_keys=False))

@@ -104,7 +104,7 @@ def run_stage(name: str, command: str, args: argparse.Namespace) -> int:
         if args.print_config:
             import yaml
 
-            print(yaml.safe_dump(cfg, sort_keys=False), end="")
+            print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
             return 0
         summary = getattr(stages, name)(cfg)
     except (FileNotFoundError, ValueError, ImportError, FloatingPointError) as e:

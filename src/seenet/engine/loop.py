@@ -27,15 +27,16 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 import torch.nn as nn
 
 from .._io import atomic_write, save_state_dict_file
+from .._schema import Section, non_negative, option, positive, positive_int
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .distributed import DistInfo, all_gather_objects, all_reduce_mean, barrier, init_distributed
 from .sampler import ResumableDistributedSampler
@@ -45,9 +46,26 @@ __all__ = ["TrainSettings", "fit", "lr_factor", "build_optimizer"]
 LossFn = Callable[[nn.Module, dict[str, Any]], torch.Tensor]
 
 
+def _check_clip(value: Any, key: str) -> None:
+    if value is not None:
+        positive(value, key)
+
+
+def _check_momentum(value: Any, key: str) -> None:
+    if not (isinstance(value, (int, float)) and 0 <= value < 1):
+        raise ValueError(f"{key} must be in [0, 1), got {value!r}")
+
+
+def _check_steps(value: Any, key: str) -> None:
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in value):
+        raise ValueError(f"{key} must be non-negative integers, got {value}")
+    if list(value) != sorted(value):
+        raise ValueError(f"{key} must be increasing, got {value}")
+
+
 @dataclass
-class TrainSettings:
-    """Optimisation settings of one training run (the ``*.train`` config sections).
+class TrainSettings(Section):
+    """Optimisation settings of one training run: the ``train`` section of a training stage.
 
     ``batch_size`` is the global batch of one optimisation step: it is split over the processes
     and the ``accumulate`` micro-steps, so the same recipe gives the same optimisation on one GPU or
@@ -55,53 +73,78 @@ class TrainSettings:
 
     ``clip_grad_norm`` (``None``: off, the paper's setting) rescales the gradients of each step so
     that their global L2 norm is at most this value (``torch.nn.utils.clip_grad_norm_``, after
-    accumulation and, with AMP, after unscaling). Short schedules with high learning rates need
-    it: the erasing branch S_B sees sign-flipped features whose zones move while S_A learns, and
-    its loss can spike by orders of magnitude in the first iterations.
+    accumulation and, with AMP, after unscaling).
 
     ``channels_last`` stores the model's weights in the channels-last memory format, which makes
     PyTorch's convolutions pick their faster NHWC kernels (on a 2-core CPU a SeeNet step on
     EfficientNet-Lite0 takes about 20 % less time with two threads, 35 % less with one). Results
     differ from the default layout only by the order of floating-point sums.
+
+    Example:
+        >>> TrainSettings(iterations=10, batch_size=2).merge({"lr": "1e-2"}).lr
+        0.01
     """
 
-    iterations: int
-    batch_size: int
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "step"
-    lr_steps: Sequence[int] = ()
-    lr_gamma: float = 0.1
-    poly_power: float = 0.9
-    accumulate: int = 1
-    clip_grad_norm: float | None = None
-    amp: bool = False
-    channels_last: bool = False
-    deterministic: bool = True
-    checkpoint_every: int = 1000
-    log_every: int = 20
-    resume: bool = False
-    seed: int = 0
-    num_workers: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    iterations: int = option(None, "SGD iterations", check=positive_int)
+    batch_size: int = option(None, "global batch (all processes and accumulation steps)",
+                             check=positive_int)
+    lr: float = option(1e-3, "base learning rate (the models' param_groups scale it per group)",
+                       check=positive)
+    momentum: float = option(0.9, "SGD momentum, in [0, 1)", check=_check_momentum)
+    weight_decay: float = option(0.0, "weight decay of the multi-dimensional weights",
+                                 check=non_negative)
+    schedule: str = option("step", "learning-rate schedule",
+                           choices=("step", "poly", "constant"))
+    lr_steps: list = option([], "iterations at which the step schedule multiplies by lr_gamma",
+                            item=int, check=_check_steps)
+    lr_gamma: float = option(0.1, "factor of each lr step", check=positive)
+    poly_power: float = option(0.9, "power of the poly schedule", check=non_negative)
+    accumulate: int = option(1, "gradient-accumulation steps per iteration", check=positive_int)
+    clip_grad_norm: Optional[float] = option(
+        None, "cap on the gradients' global L2 norm (null: no clipping, as the paper)",
+        check=_check_clip,
+    )
+    amp: bool = option(False, "mixed precision (float16 on CUDA, bfloat16 on CPU)")
+    channels_last: bool = option(False, "weights in the channels-last memory format (faster "
+                                 "convolutions; sums in another order)")
+    deterministic: bool = option(True, "deterministic algorithms on GPUs (CPU kernels are "
+                                 "deterministic already)")
+    checkpoint_every: int = option(1000, "iterations between checkpoints", check=positive_int)
+    log_every: int = option(20, "iterations between metrics.jsonl lines", check=positive_int)
+    resume: bool = option(False, "continue from the last checkpoint in the output folder")
+    seed: int = option(0, "seed of the order and augmentation (the top-level seed)",
+                       config=False)
+    num_workers: int = option(0, "data-loading processes (data.num_workers)", config=False)
+    extra: dict = option({}, "free-form settings of the caller", config=False)
 
     def __post_init__(self) -> None:
-        if self.clip_grad_norm is not None and not (
-            isinstance(self.clip_grad_norm, (int, float)) and self.clip_grad_norm > 0
-        ):
+        if self.iterations is None or self.batch_size is None:
+            raise TypeError("TrainSettings needs iterations and batch_size")
+        self.check()
+
+    def check(self, prefix: str = "") -> None:
+        """Check every value (see :meth:`Section.check`) and that accumulation divides the batch.
+
+        Raises:
+            ValueError: Naming the dotted key.
+        """
+        super().check(prefix)
+        dot = f"{prefix}." if prefix else ""
+        if self.batch_size % self.accumulate:
             raise ValueError(
-                f"clip_grad_norm must be a positive number or None, got {self.clip_grad_norm!r}"
+                f"{dot}batch_size ({self.batch_size}) must be divisible by {dot}accumulate "
+                f"({self.accumulate})"
             )
 
     @classmethod
     def from_config(
         cls, section: Mapping[str, Any], seed: int = 0, num_workers: int = 0
     ) -> TrainSettings:
-        """Build from a ``*.train`` config section (unknown keys such as ``out_dir`` ignored)."""
+        """Build from a ``*.train`` config section (keys that are not settings are ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in section.items() if k in names}
-        return cls(**kwargs, seed=seed, num_workers=num_workers)
+        items = section.items() if not isinstance(section, Section) else section.items()
+        kwargs = {k: v for k, v in items if k in names}
+        return cls(**{**kwargs, "seed": seed, "num_workers": num_workers})
 
 
 def lr_factor(iteration: int, settings: TrainSettings) -> float:
@@ -233,6 +276,7 @@ def fit(
     """
     from tqdm.auto import tqdm
 
+    settings.check()
     info: DistInfo = init_distributed(device)
     dev = info.device
     out = Path(out_dir)
