@@ -11,7 +11,7 @@ An *extractor* is any callable ``extractor(images, labels) -> maps`` that return
   and grad-cam (``pytorch_grad_cam``) packages (``pip install 'seenet[cam]'``).
 
 :func:`class_maps` turns the raw maps of any extractor into maps in [0, 1] with the conventions
-of :meth:`seenet.models.SeeNet.attention_maps`, so that the maps of a plain classifier can be
+of :meth:`seenet.SeeNet.attention_maps`, so that the maps of a plain classifier can be
 stored, scored and turned into proxy labels exactly as SeeNet's are.
 
 The hooks of :class:`CAM` and :class:`GradCAM` exist only during a call (they are removed even
@@ -497,7 +497,7 @@ def class_maps(
 ) -> torch.Tensor:
     """Class attention maps in [0, 1] from any extractor, with SeeNet's conventions.
 
-    As :meth:`seenet.models.SeeNet.attention_maps` does for its branches: per view and class the
+    As :meth:`seenet.SeeNet.attention_maps` does for its branches: per view and class the
     raw maps go through ``relu`` and are divided by their spatial maximum (all-zero maps stay 0);
     with ``flip`` the mirrored images go through the extractor too and the mirrored-back maps
     are fused by an element-wise maximum, so the maps of a mirrored image are the mirrored maps;
