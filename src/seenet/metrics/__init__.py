@@ -1,4 +1,8 @@
-"""Metrics: segmentation (confusion matrix, IoU, mean IoU as VOC evaluates them).
+"""Metrics: segmentation, attention maps and pseudo labels.
+
+:class:`ConfusionMatrix` gives IoU and mean IoU as VOC evaluates them; :class:`AttentionSweep` and
+:class:`LabelScore` score attention maps and pseudo labels as weakly supervised segmentation papers
+report them.
 
 Example:
     >>> import torch
@@ -10,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+from .attention import THRESHOLDS, AttentionSweep, LabelScore
 from .segmentation import ConfusionMatrix
 
-__all__ = ["ConfusionMatrix"]
+__all__ = ["ConfusionMatrix", "AttentionSweep", "LabelScore", "THRESHOLDS"]
