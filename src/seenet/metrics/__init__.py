@@ -1,4 +1,7 @@
-"""Metrics: segmentation (confusion matrix, IoU, mean IoU as VOC evaluates them).
+"""Metrics: segmentation (:mod:`.segmentation`) and saliency (:mod:`.saliency`).
+
+Segmentation: a confusion matrix with IoU and mean IoU as VOC evaluates them. Saliency: MAE, the
+maximum F-measure and the S-measure as ``pysodmetrics`` computes them.
 
 Example:
     >>> import torch
@@ -10,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+from .saliency import SaliencyMeter, f_measure_curve, mae, s_measure
 from .segmentation import ConfusionMatrix
 
-__all__ = ["ConfusionMatrix"]
+__all__ = ["ConfusionMatrix", "SaliencyMeter", "f_measure_curve", "mae", "s_measure"]
