@@ -258,6 +258,10 @@ def test_input_conversions():
     for g in gts:
         assert binarize_ground_truth(g).tolist() == [[False, True]]
     assert binarize_ground_truth(np.array([128, 129], np.uint8)).tolist() == [False, True]
+    # half-precision predictions (as autocast gives them) are read too
+    pred = torch.tensor([[0.0, 0.5], [1.0, 0.25]])
+    for dtype in (torch.float16, torch.bfloat16):
+        assert quantize_prediction(pred.to(dtype)).tolist() == [[0, 128], [255, 64]]
 
 
 @pytest.mark.parametrize(

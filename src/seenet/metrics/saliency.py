@@ -55,6 +55,8 @@ _LEVELS = 256
 
 def _as_array(x: object, name: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
+        if x.dtype == torch.bfloat16:  # numpy has no bfloat16
+            x = x.float()
         x = x.detach().cpu().numpy()
     if not isinstance(x, np.ndarray):
         raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
