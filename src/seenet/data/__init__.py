@@ -5,10 +5,15 @@
 - :mod:`seenet.data.transforms`: the attention and segmentation training transforms.
 - :mod:`seenet.data.sbd`: SBD ``.mat`` files to ``SegmentationClassAug`` PNGs (needs SciPy,
   the ``voc`` extra).
+- :mod:`seenet.data.sod`: salient-object data sets (images plus object masks: MSRA-B, DUTS,
+  ECSSD) and their transforms, for the saliency network.
+- :mod:`seenet.data.synthetic` and :mod:`seenet.data.synthetic_sod`: synthetic VOC-style and
+  salient-object data sets.
 """
 
 from __future__ import annotations
 
+from .sod import SaliencyEvalTransform, SaliencyTrainTransform, SalientObjectDataset, load_mask
 from .transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -38,13 +43,17 @@ __all__ = [
     "resize_image",
     "to_tensor",
     "LabelFolder",
+    "SaliencyEvalTransform",
     "SaliencyFolder",
+    "SaliencyTrainTransform",
+    "SalientObjectDataset",
     "VOCImageLabels",
     "VOCSegmentation",
     "labels_from_mask",
     "labels_from_xml",
     "load_image",
     "load_label",
+    "load_mask",
     "read_split",
     "save_label",
 ]

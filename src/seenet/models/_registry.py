@@ -12,7 +12,12 @@ __all__ = ["register_model", "create_model", "list_models"]
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 # modules whose import registers models; imported on first use so `import seenet` stays light
-_PROVIDERS = ("seenet.models.seenet", "seenet.models.deeplab", "seenet.models._lite0")
+_PROVIDERS = (
+    "seenet.models.seenet",
+    "seenet.models.deeplab",
+    "seenet.models.saliency",
+    "seenet.models._lite0",
+)
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
