@@ -326,9 +326,9 @@ def synthetic_voc(tmp_path):
 
 
 def test_same_numbers_as_demo_scoring(synthetic_voc, tmp_path):
+    from seenet.data.maps import load_maps, save_maps
     from seenet.data.voc import load_label, read_split, save_label
     from seenet.demo import attention_miou, label_miou
-    from seenet.pseudo import load_maps, save_maps
 
     root = synthetic_voc
     rng = np.random.default_rng(0)

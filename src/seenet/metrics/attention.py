@@ -36,7 +36,7 @@ __all__ = ["THRESHOLDS", "AttentionSweep", "LabelScore"]
 #: The attention-threshold sweep: 0.05, 0.10, ..., 0.95.
 THRESHOLDS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
 
-# uint8 maps become uint8 * float32(1 / 255) in float32, exactly as seenet.pseudo.load_maps does
+# uint8 maps become uint8 * float32(1 / 255) in float32, exactly as seenet.data.maps.load_maps does
 _INV_255 = float(np.float32(1.0 / 255.0))
 
 
@@ -137,8 +137,8 @@ class AttentionSweep:
     :func:`seenet.demo.attention_miou`. (SEAM's evaluation script puts a constant background map
     ``t`` in front of the class maps and takes the argmax, which marks a pixel only where its map
     exceeds ``t`` strictly: the two differ on pixels whose map equals ``t``.) Maps are compared in
-    float32; uint8 maps, as :func:`seenet.pseudo.save_maps` stores them, are first converted exactly
-    as :func:`seenet.pseudo.load_maps` does (``uint8 * float32(1 / 255)``).
+    float32; uint8 maps, as :func:`seenet.data.maps.save_maps` stores them, are first converted
+    exactly as :func:`seenet.data.maps.load_maps` does (``uint8 * float32(1 / 255)``).
 
     Besides the confusion matrices it accumulates how much of the truth the maps mark, at each
     threshold: ``object_coverage``, the fraction of the true object pixels (any class) marked as
