@@ -164,7 +164,7 @@ def test_multi_scale_flip_and_crf_evaluation(pipeline, tmp_path):
 
 def test_every_recipe_builds_its_models():
     from seenet.config import load_config
-    from seenet.stages import _build_model
+    from seenet.pipeline._batch import build_model
 
     recipes = sorted((Path(__file__).parents[1] / "examples" / "voc" / "configs").glob("*.yaml"))
     seen = set()
@@ -176,7 +176,7 @@ def test_every_recipe_builds_its_models():
                 continue
             seen.add(key)
             with torch.device("meta"):  # shapes only: no memory, no ImageNet download
-                model = _build_model(cfg[stage]["model"], stage, classes, pretrained=False)
+                model = build_model(cfg[stage]["model"], stage, classes, pretrained=False)
             assert callable(model.param_groups), path.name
             if stage == "attention":
                 assert model.erase_mode == cfg["attention"]["model"]["erase_mode"]

@@ -17,10 +17,18 @@ def test_list_models():
     assert names == sorted(names)
     assert seenet.list_models("seenet_*") == ["seenet_efficientnet_lite0", *SEENET_NAMES]
     assert seenet.list_models("deeplab_*") == [
+        "deeplab_largefov",
         "deeplab_largefov_efficientnet_lite0",
         "deeplab_largefov_resnet101",
         "deeplab_largefov_vgg16",
     ]
+
+
+def test_generic_models_take_any_backbone():
+    model = seenet.create_model("seenet", backbone="resnet18", num_classes=3, hidden_channels=8)
+    assert type(model).__name__ == "SeeNet" and model.backbone.model_name == "resnet18"
+    deeplab = seenet.create_model("deeplab_largefov", backbone="resnet18", hidden_channels=8)
+    assert type(deeplab).__name__ == "DeepLabLargeFOV"
 
 
 @pytest.mark.parametrize(

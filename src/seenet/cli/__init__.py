@@ -1,13 +1,14 @@
-"""The ``seenet`` command line.
+"""The ``seenet`` command line: a thin table over the pipeline.
 
-``seenet <command> [CONFIG] [key=value ...]``. The pipeline commands (``train-attention``,
-``attention-maps``, ``proxy-gt``, ``train-seg``, ``evaluate``) read one YAML recipe (see
-``examples/voc/configs/``) plus dotted ``key=value`` overrides and call the functions of
-:mod:`seenet.stages`. ``make-synthetic`` writes a synthetic VOC-format data set and ``demo``
-runs the whole pipeline on it.
+``seenet <command> [CONFIG] [key=value ...]``. The pipeline commands read one YAML recipe (see
+``examples/voc/configs/``) plus dotted ``key=value`` overrides and call one function of
+:mod:`seenet.pipeline`; their ``--help`` lists every configuration key they read, with its meaning
+and default, straight from the schema (:mod:`seenet.config`). ``make-synthetic`` writes a
+synthetic VOC-format data set and ``demo`` runs the whole pipeline on it; they have modules of their
+own (``add_arguments(parser)`` and ``run(args) -> int``).
 
-Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
-modules are imported only when their command runs, so one missing command never breaks the others.
+Targets are imported only when their command runs, so ``seenet --help`` stays fast and one
+missing command never breaks the others.
 
 Example:
     >>> main(["--help"])  # doctest: +ELLIPSIS
@@ -21,33 +22,72 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .._version import __version__
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["main", "COMMANDS", "Command"]
 
-#: command -> (module, one-line description)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "train-attention": (
-        "seenet.cli.train_attention",
+
+@dataclass(frozen=True)
+class Command:
+    """One row of the command table.
+
+    Attributes:
+        target: ``"module:function"`` of a pipeline stage (configuration in, summary out), or a
+            module with ``add_arguments`` and ``run`` (no colon).
+        help: One line for ``seenet --help``.
+        sections: For a stage, the configuration sections its ``--help`` lists.
+        resume: For a training stage, the key that ``--resume`` sets to true.
+        switches: Flags that stand for overrides: ``(flag, help, overrides)``.
+    """
+
+    target: str
+    help: str
+    sections: tuple[str, ...] = ()
+    resume: str | None = None
+    switches: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+
+_COMMON = ("work_dir", "seed", "device", "data")
+
+#: command -> :class:`Command`, in pipeline order.
+COMMANDS: dict[str, Command] = {
+    "train-attention": Command(
+        "seenet.pipeline.train:train_attention",
         "train the self-erasing attention network on image-level labels",
+        (*_COMMON, "attention"), resume="attention.train.resume",
     ),
-    "attention-maps": (
-        "seenet.cli.attention_maps",
+    "attention-maps": Command(
+        "seenet.pipeline.maps:attention_maps",
         "write class attention maps (.npz per image) for a split",
+        (*_COMMON, "attention.model", "maps"),
     ),
-    "proxy-gt": (
-        "seenet.cli.proxy_gt",
+    "proxy-gt": Command(
+        "seenet.pipeline.proxy:proxy_gt",
         "build proxy ground-truth labels from attention maps and saliency",
+        (*_COMMON, "proxy"),
     ),
-    "train-seg": ("seenet.cli.train_seg", "train DeepLab-LargeFOV on the proxy labels"),
-    "evaluate": ("seenet.cli.evaluate", "per-class IoU and mIoU of the segmentation network"),
-    "make-synthetic": (
-        "seenet.cli.make_synthetic",
-        "write a synthetic data set in the VOC layout",
+    "train-seg": Command(
+        "seenet.pipeline.train:train_seg", "train DeepLab-LargeFOV on the proxy labels",
+        (*_COMMON, "segmentation"), resume="segmentation.train.resume",
     ),
-    "demo": ("seenet.cli.demo", "run the whole pipeline on built-in synthetic data"),
-}
+    "evaluate": Command(
+        "seenet.pipeline.evaluate:evaluate",
+        "per-class IoU and mIoU of the segmentation network",
+        (*_COMMON, "segmentation.model", "segmentation.transforms.ignore_index", "evaluate"),
+        switches=(
+            ("--multi-scale", "average scales 0.5, 0.75, 1, 1.25, 1.5 (the paper's test)",
+             ("evaluate.scales=[0.5, 0.75, 1.0, 1.25, 1.5]",)),
+            ("--flip", "also average the flipped image", ("evaluate.flip=true",)),
+            ("--crf", "refine with DeepLab's dense CRF (the crf extra)", ("evaluate.crf=true",)),
+        ),
+    ),
+    "make-synthetic": Command(
+        "seenet.cli.make_synthetic", "write a synthetic data set in the VOC layout"
+    ),
+    "demo": Command("seenet.cli.demo", "run the whole pipeline on built-in synthetic data"),
+}  # fmt: skip
 
 _EPILOG = """\
 The pipeline, in order (one recipe file for every step):
@@ -69,8 +109,8 @@ def _top_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"seenet {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="<command>")
-    for name, (_, text) in COMMANDS.items():
-        sub.add_parser(name, help=text, add_help=False)
+    for name, command in COMMANDS.items():
+        sub.add_parser(name, help=command.help, add_help=False)
     return parser
 
 
@@ -95,23 +135,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(e.code or 0)
         return 2
     name = args[0]
-    module_name, text = COMMANDS[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name != module_name:
-            raise
-        print(f"seenet {name}: this command is not available in this installation", file=sys.stderr)
-        return 1
-    sub = argparse.ArgumentParser(
-        prog=f"seenet {name}",
-        description=(module.__doc__ or text).strip().split("\n\n")[0],
-        epilog="\n\n".join((module.__doc__ or "").strip().split("\n\n")[1:]) or None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    module.add_arguments(sub)
+    command = COMMANDS[name]
+    if ":" in command.target:
+        from ._common import stage_parser
+
+        sub = stage_parser(name, command)
+        run = None
+    else:
+        try:
+            module = importlib.import_module(command.target)
+        except ModuleNotFoundError as e:
+            if e.name != command.target:
+                raise
+            print(f"seenet {name}: this command is not available in this installation",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        doc = (module.__doc__ or command.help).strip()
+        sub = argparse.ArgumentParser(
+            prog=f"seenet {name}",
+            description=doc.split("\n\n")[0],
+            epilog="\n\n".join(doc.split("\n\n")[1:]) or None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(sub)
+        run = module.run
     try:
         namespace = sub.parse_intermixed_args(args[1:])
     except SystemExit as e:
         return int(e.code or 0)
-    return int(module.run(namespace) or 0)
+    if run is None:
+        from ._common import run_stage
+
+        return run_stage(name, command, namespace)
+    return int(run(namespace) or 0)

@@ -1,42 +1,58 @@
-"""Shared plumbing of the pipeline commands: config + overrides in, summary out."""
+"""The pipeline commands' plumbing: arguments, configuration and overrides in, summary out."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 import json
 import os
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_config_arguments", "run_stage"]
+__all__ = ["stage_parser", "run_stage", "keys_help"]
 
 
-def _keys_help(stage: str) -> str:
-    """The configuration keys a stage reads, from its docstring (without Args/Returns)."""
-    import inspect
+def keys_help(sections: tuple[str, ...]) -> str:
+    """Every configuration key under ``sections``: its dotted name, default and meaning.
 
-    from .. import stages
-
-    doc = inspect.getdoc(getattr(stages, stage)) or ""
-    kept = []
-    for block in doc.split("\n\n"):
-        if block.startswith(("Args:", "Returns:", "Raises:")):
-            continue
-        kept.append(block.replace("``", "").replace(":func:", "").replace(":class:", "")
-                    .replace(":meth:", "").replace(":data:", ""))
-    return "\n\n".join(kept)
-
-
-def add_config_arguments(
-    parser: argparse.ArgumentParser, resume: bool = False, stage: str | None = None
-) -> None:
-    """Add ``CONFIG``, ``key=value`` overrides and the common flags to ``parser``.
-
-    With ``stage``, the help ends with the configuration keys that stage reads.
+    Example:
+        >>> print(keys_help(("seed",)))  # doctest: +NORMALIZE_WHITESPACE
+        configuration keys (key=value overrides; defaults are the paper's):
+          seed = 0
+              seed of new layers' weights, data order and augmentation
     """
-    if stage is not None:
-        parser.epilog = (parser.epilog or "") + "\n\n" + _keys_help(stage)
+    import yaml
+
+    from ..config import Config
+
+    lines = ["configuration keys (key=value overrides; defaults are the paper's):"]
+    for key, text, value in Config().describe():
+        if not any(key == s or key.startswith(s + ".") for s in sections):
+            continue
+        shown = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
+        shown = shown.removesuffix("\n...").removesuffix("...").strip()
+        lines.append(f"  {key} = {shown}")
+        lines += textwrap.wrap(text, 88, initial_indent=" " * 6, subsequent_indent=" " * 6)
+    return "\n".join(lines)
+
+
+def _target(spec: str) -> Any:
+    module, function = spec.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def stage_parser(name: str, command: Any) -> argparse.ArgumentParser:
+    """The argument parser of a pipeline command (``command`` is a :class:`seenet.cli.Command`)."""
+    doc = inspect.getdoc(_target(command.target)) or command.help
+    parser = argparse.ArgumentParser(
+        prog=f"seenet {name}",
+        description=doc.split("\n\n")[0],
+        epilog=keys_help(command.sections),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "config",
         nargs="?",
@@ -50,17 +66,20 @@ def add_config_arguments(
         help="dotted overrides applied after the file, values read as YAML "
         "(data.root=/data/VOC2012 attention.train.iterations=100 maps.save_png=true)",
     )
-    if resume:
+    if command.resume:
         parser.add_argument(
             "--resume",
             action="store_true",
             help="continue from the last checkpoint in the output folder (model, optimiser, "
             "schedule, iteration and random states)",
         )
+    for flag, text, _ in command.switches:
+        parser.add_argument(flag, action="store_true", help=f"{text} (an override)")
     parser.add_argument(
         "--print-config", action="store_true", help="print the resolved configuration and exit"
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    return parser
 
 
 def _split_config(args: argparse.Namespace) -> tuple[str | None, list[str]]:
@@ -71,9 +90,11 @@ def _split_config(args: argparse.Namespace) -> tuple[str | None, list[str]]:
     return config, overrides
 
 
-def _print_summary(name: str, summary: dict[str, Any], as_json: bool) -> None:
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        print(json.dumps(summary, indent=2, default=str))
+        from ..pipeline._batch import strict_json
+
+        print(json.dumps(strict_json(summary), indent=2, default=str, allow_nan=False))
         return
     table = summary.get("table")
     if table:
@@ -86,38 +107,39 @@ def _print_summary(name: str, summary: dict[str, Any], as_json: bool) -> None:
         print(f"{key}: {value}")
 
 
-def run_stage(name: str, command: str, args: argparse.Namespace) -> int:
-    """Load the configuration, call ``seenet.stages.<name>`` and print its summary.
+def run_stage(name: str, command: Any, args: argparse.Namespace) -> int:
+    """Load the configuration, call the command's stage function and print its summary.
 
     Errors a user can fix (a missing file, a bad value) are printed as one line naming the
     problem, with exit status 1; set ``SEENET_TRACEBACK=1`` to see the traceback instead.
     """
-    from .. import stages
     from ..config import load_config
 
     config, overrides = _split_config(args)
     try:
         if getattr(args, "resume", False):
-            key = "attention" if name == "train_attention" else "segmentation"
-            overrides.append(f"{key}.train.resume=true")
+            overrides.append(f"{command.resume}=true")
+        for flag, _, switched in command.switches:
+            if getattr(args, flag.lstrip("-").replace("-", "_")):
+                overrides += switched
         cfg = load_config(config, overrides)
         if args.print_config:
             import yaml
 
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
             return 0
-        summary = getattr(stages, name)(cfg)
+        summary = _target(command.target)(cfg)
     except (FileNotFoundError, ValueError, ImportError, FloatingPointError) as e:
         if os.environ.get("SEENET_TRACEBACK"):
             raise
-        print(f"seenet {command}: error: {_message(e)}", file=sys.stderr)
+        print(f"seenet {name}: error: {_message(e)}", file=sys.stderr)
         return 1
     finally:
         from ..engine import cleanup
 
         cleanup()
     if summary.get("rank", 0) == 0:
-        _print_summary(command, summary, args.json)
+        _print_summary(summary, args.json)
     return 0
 
 

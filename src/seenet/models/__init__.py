@@ -6,7 +6,7 @@ from typing import Any
 
 from ._registry import create_model, list_models, register_model
 
-__all__ = ["SaliencyNet", "create_model", "list_models", "register_model"]
+__all__ = ["SaliencyNet", "create_model", "list_models", "register_model", "segment"]
 
 
 def __getattr__(name: str) -> Any:
@@ -16,4 +16,8 @@ def __getattr__(name: str) -> Any:
         from .saliency import SaliencyNet
 
         return SaliencyNet
+    if name == "segment":
+        from .deeplab import segment
+
+        return segment
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

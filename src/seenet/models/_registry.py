@@ -22,15 +22,24 @@ _PROVIDERS = (
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
 
-def register_model(fn: F) -> F:
-    """Register a model factory under its function name.
+def register_model(fn: F | None = None, *, name: str | None = None) -> Any:
+    """Register a model factory under its function name (or ``name``); usable as a decorator.
 
     The factory takes ``pretrained`` and keyword arguments and returns an ``nn.Module``.
+
+    Example:
+        >>> @register_model(name="my_tiny_net")
+        ... def _tiny(pretrained=False, **kwargs):
+        ...     return nn.Linear(2, 2)
+        >>> type(create_model("my_tiny_net")).__name__
+        'Linear'
     """
-    name = fn.__name__
-    if name in _MODELS and _MODELS[name] is not fn:
-        raise ValueError(f"a model named {name!r} is already registered")
-    _MODELS[name] = fn
+    if fn is None:
+        return lambda f: register_model(f, name=name)
+    key = name or fn.__name__
+    if key in _MODELS and _MODELS[key] is not fn:
+        raise ValueError(f"a model named {key!r} is already registered")
+    _MODELS[key] = fn
     return fn
 
 

@@ -442,6 +442,17 @@ def segment(
     return total[0] if single else total
 
 
+@register_model(name="deeplab_largefov")
+def _deeplab_any_backbone(pretrained: Pretrained = False, **kwargs: Any) -> DeepLabLargeFOV:
+    """:class:`DeepLabLargeFOV` on the backbone given as ``backbone=``.
+
+    Args:
+        pretrained: See :class:`DeepLabLargeFOV`.
+        **kwargs: :class:`DeepLabLargeFOV` arguments, ``backbone`` included.
+    """
+    return DeepLabLargeFOV(pretrained=pretrained, **kwargs)
+
+
 @register_model
 def deeplab_largefov_vgg16(pretrained: Pretrained = False, **kwargs: Any) -> DeepLabLargeFOV:
     """DeepLab-LargeFOV with VGG16 (SPEC item 11); ``pretrained=True`` converts timm's VGG16.

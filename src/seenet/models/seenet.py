@@ -522,6 +522,17 @@ def _factory(backbone: str, pretrained: bool | str | os.PathLike, kwargs: dict) 
     return SeeNet(backbone=backbone, pretrained=pretrained, **kwargs)
 
 
+@register_model(name="seenet")
+def _seenet_any_backbone(pretrained: bool | str | os.PathLike = False, **kwargs: Any) -> SeeNet:
+    """:class:`SeeNet` on the backbone given as ``backbone=`` (a timm name or a module).
+
+    Args:
+        pretrained: See :class:`SeeNet`.
+        **kwargs: :class:`SeeNet` arguments, ``backbone`` included.
+    """
+    return SeeNet(pretrained=pretrained, **kwargs)
+
+
 @register_model
 def seenet_vgg16(pretrained: bool | str | os.PathLike = False, **kwargs: Any) -> SeeNet:
     """SeeNet on VGG16 (conv5_3, stride 16): the paper's configuration.

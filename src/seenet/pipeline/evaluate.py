@@ -1,0 +1,122 @@
+"""The ``evaluate`` stage: per-class IoU and mIoU of the segmentation network (VOC protocol)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import Config, resolve_config
+from ..data.transforms import to_tensor
+from ..data.voc import load_label, save_label
+from ..engine import init_distributed
+from ..metrics import ConfusionMatrix
+from ..models import segment
+from ._batch import build_model, load_weights, overlay_ids, run_batch_job, write_json
+from ._layout import DataLayout, RunPaths
+
+__all__ = ["evaluate"]
+
+
+class _LoadPair:
+    """Loads one image and its ground truth (picklable for data-loading workers)."""
+
+    def __init__(self, layout: DataLayout, label_dir: Path, keep_rgb: bool) -> None:
+        self.layout, self.label_dir, self.keep_rgb = layout, label_dir, keep_rgb
+
+    def __call__(self, image_id: str) -> dict[str, Any]:
+        image = self.layout.load_image(image_id)
+        label = load_label(self.label_dir / f"{image_id}.png")
+        if label.shape != (image.size[1], image.size[0]):
+            raise ValueError(
+                f"label map {self.label_dir / (image_id + '.png')} is {label.shape}, its image "
+                f"is {(image.size[1], image.size[0])}"
+            )
+        rgb = np.array(image) if self.keep_rgb else None  # writable: pydensecrf needs it
+        return {"image": to_tensor(image), "rgb": rgb,
+                "label": torch.from_numpy(label.astype(np.int64))}
+
+
+def evaluate(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
+    """Evaluate the segmentation network: per-class IoU and mIoU (VOC protocol).
+
+    Reads the model description from ``segmentation.model`` and the ``evaluate`` section
+    (:class:`seenet.config.EvaluateConfig`): the split, weights and ground truth, the test scales
+    (the paper's multi-scale test uses 0.5, 0.75, 1.0, 1.25 and 1.5), flipping, the dense CRF
+    (the ``crf`` extra), predictions and overlays.
+
+    Args:
+        cfg: The configuration.
+
+    Returns:
+        Summary: ``miou``, ``iou`` (class name -> IoU, ``None`` for classes absent from both
+        prediction and ground truth), ``num_images``, ``table`` (printable per-class table),
+        ``seconds``, ``out_dir``.
+    """
+    cfg = resolve_config(cfg)
+    info = init_distributed(cfg.device)
+    layout = DataLayout.from_config(cfg.data)
+    paths = RunPaths.from_config(cfg)
+    section, out_dir = cfg.evaluate, paths.evaluation
+    if section.crf:
+        from ..crf import dense_crf
+    label_dir = layout.inside(section.label_dir, layout.eval_label_dir)
+    ids = layout.ids(section.split, layout.val_split)
+    chosen = set(overlay_ids(section, ids, "evaluate"))
+    num_labels = layout.num_classes + 1
+    model = build_model(cfg.segmentation.model, "segmentation", num_labels, pretrained=False)
+    load_weights(model, paths.eval_weights, "evaluate.weights")
+    model.to(info.device).eval()
+    ignore = int(cfg.segmentation.transforms.ignore_index)
+    cm = ConfusionMatrix(num_classes=num_labels, ignore_index=ignore)
+
+    def per_item(image_id: str, item: dict[str, Any]) -> None:
+        probs = segment(model, item["image"].to(info.device), scales=section.scales,
+                        flip=section.flip).float()
+        if section.crf:
+            probs = torch.from_numpy(dense_crf(item["rgb"], probs.cpu().numpy()))
+        pred = probs.argmax(0).cpu()
+        cm.update(pred, item["label"])
+        if section.save_predictions:
+            save_label(out_dir / "predictions" / f"{image_id}.png", pred.numpy())
+        if image_id in chosen:
+            from ..viz import overlay_labels, save_png, tile
+
+            rgb = item["rgb"]
+            save_png(
+                out_dir / "overlays" / f"{image_id}.png",
+                tile([rgb, overlay_labels(rgb, item["label"].numpy(), ignore_index=ignore),
+                      overlay_labels(rgb, pred.numpy())], ["image", "ground truth", "prediction"]),
+            )
+
+    job = run_batch_job(
+        ids, per_item, info, desc="evaluate",
+        load=_LoadPair(layout, label_dir, keep_rgb=bool(section.crf or chosen)),
+        num_workers=layout.num_workers,
+    )  # fmt: skip
+    if info.distributed:
+        import torch.distributed as dist
+
+        matrix = cm.matrix.to(info.device)
+        dist.all_reduce(matrix)
+        cm.matrix = matrix.cpu()
+    iou = cm.iou().tolist()
+    summary: dict[str, Any] = {
+        "miou": cm.miou(),
+        "pixel_accuracy": cm.accuracy(),
+        "iou": {name: (None if v != v else v) for name, v in zip(cm.class_names, iou)},
+        "num_images": len(ids),
+        "scales": list(section.scales),
+        "flip": section.flip,
+        "crf": section.crf,
+        "seconds": job["seconds"],
+        "out_dir": str(out_dir),
+        "table": cm.table(),
+        "rank": info.rank,
+    }
+    if info.is_main:
+        write_json(out_dir / "metrics.json", summary)
+    return summary
