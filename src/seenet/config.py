@@ -38,7 +38,7 @@ import yaml
 
 from ._io import atomic_write
 from ._schema import Section, coerce, fraction, non_negative, option, positive_int
-from .engine.loop import TrainSettings
+from .engine.settings import TrainSettings
 
 __all__ = [
     "Config",
