@@ -673,9 +673,9 @@ def run_demo(
     """
     from . import stages
     from .data.synthetic import make_synthetic_voc
-    from .models import _lite0
+    from .models import lite0_package_file
 
-    _lite0.lite0_package_file()  # fail early, naming the package, when it is not installed
+    lite0_package_file()  # fail early, naming the package, when it is not installed
 
     if isinstance(preset, DemoSettings):
         settings = preset

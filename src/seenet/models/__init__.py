@@ -6,7 +6,14 @@ from typing import Any
 
 from ._registry import create_model, list_models, register_model
 
-__all__ = ["SaliencyNet", "create_model", "list_models", "register_model", "segment"]
+__all__ = [
+    "SaliencyNet",
+    "create_model",
+    "list_models",
+    "lite0_package_file",
+    "register_model",
+    "segment",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,4 +27,8 @@ def __getattr__(name: str) -> Any:
         from .deeplab import segment
 
         return segment
+    if name == "lite0_package_file":
+        from ._lite0 import lite0_package_file
+
+        return lite0_package_file
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
