@@ -18,7 +18,19 @@ import torch
 
 T = TypeVar("T")
 
-__all__ = ["atomic_write", "read_image_file", "load_state_dict_file", "save_state_dict_file"]
+__all__ = [
+    "atomic_write",
+    "read_image_file",
+    "load_state_dict_file",
+    "save_state_dict_file",
+    "torch_load_safely",
+]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -46,6 +58,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file readable by its owner only; give it the user's usual mode
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
@@ -109,6 +123,26 @@ def _unwrap(obj: Any) -> dict[str, torch.Tensor]:
     )
 
 
+def torch_load_safely(path: Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with one clear error for a bad file.
+
+    A truncated or corrupt file, a file that is not a PyTorch file, and one that holds objects
+    other than tensors and plain containers (which ``weights_only`` refuses to run) all raise a
+    ``ValueError`` naming the file and what is wrong, never suggesting to load it unsafely.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling errors come in many types
+        text = str(e)
+        if "weights_only" in text or "Unsupported global" in text or "GLOBAL" in text:
+            reason = "it holds Python objects other than tensors, which are not loaded (safety)"
+        elif isinstance(e, EOFError) or "truncated" in text or "central directory" in text:
+            reason = "the file is truncated or corrupt"
+        else:
+            reason = f"not a PyTorch {what} file ({type(e).__name__}: {text.splitlines()[0][:200]})"
+        raise ValueError(f"cannot read {what} {path}: {reason}") from None
+
+
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load a state dict from ``.safetensors`` or a PyTorch file, safely.
 
@@ -123,16 +157,23 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If the file holds no state dict.
+        ValueError: If the file is truncated, corrupt, not a weights file, or holds no state dict;
+            the message names the file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ValueError(
+                f"cannot read weights {path}: not a complete safetensors file ({e})"
+            ) from None
+    obj = torch_load_safely(path, "weights")
     try:
         return _unwrap(obj)
     except ValueError as e:

@@ -75,6 +75,8 @@ def class_agnostic_attention(cams: Tensor, labels: Tensor, normalize: str = "max
         )
     if cams.shape[1] == 0:
         raise ValueError("cams must have at least one class channel (K >= 1)")
+    if cams.shape[2] == 0 or cams.shape[3] == 0:
+        raise ValueError(f"cams must have a non-empty spatial size, got {tuple(cams.shape)}")
     check_choice(normalize, "normalize", ("max", "minmax"))
     a = torch.relu(cams.detach())
     mx = a.amax(dim=(2, 3), keepdim=True)

@@ -73,6 +73,12 @@ def stage_parser(name: str, command: Any) -> argparse.ArgumentParser:
             help="continue from the last checkpoint in the output folder (model, optimiser, "
             "schedule, iteration and random states)",
         )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the outputs of another run (other weights, data or settings) in the output "
+        "folder instead of stopping",
+    )
     for flag, text, _ in command.switches:
         parser.add_argument(flag, action="store_true", help=f"{text} (an override)")
     parser.add_argument(
@@ -128,7 +134,7 @@ def run_stage(name: str, command: Any, args: argparse.Namespace) -> int:
 
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
             return 0
-        summary = _target(command.target)(cfg)
+        summary = _target(command.target)(cfg, overwrite=args.overwrite)
     except (FileNotFoundError, ValueError, ImportError, FloatingPointError) as e:
         if os.environ.get("SEENET_TRACEBACK"):
             raise

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._io import atomic_write
+from .._io import atomic_write, torch_load_safely
 
 __all__ = ["rng_state", "set_rng_state", "save_checkpoint", "load_checkpoint"]
 
@@ -71,10 +71,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling errors come in many types
-        raise ValueError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+    state = torch_load_safely(path, "checkpoint")
     if not isinstance(state, dict) or "iteration" not in state or "model" not in state:
         raise ValueError(f"{path} is not a seenet training checkpoint")
     return state

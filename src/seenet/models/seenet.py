@@ -282,10 +282,29 @@ class SeeNet(nn.Module):
             raise ValueError(
                 f"labels must have one row per image: got {labels.shape[0]} rows for {n} images"
             )
+        # multi-hot: every entry 0 or 1 (NaN fails too); one small check per batch, left out of
+        # compiled graphs (it needs the values on the host)
+        if (
+            not torch.compiler.is_compiling()
+            and labels.numel()
+            and not bool(((labels == 0) | (labels == 1)).all())
+        ):
+            bad = labels[(labels != 0) & (labels != 1)].flatten()[:3].tolist()
+            raise ValueError(f"labels must be multi-hot (0 or 1), got values such as {bad}")
         return labels
 
     def _features(self, images: object) -> torch.Tensor:
-        images = check_tensor(images, "images", ("N", "C", "H", "W"))
+        images = check_tensor(images, "images", ("N", 3, "H", "W"))
+        if not images.is_floating_point():
+            raise ValueError(
+                f"images must be floating-point (normalised) tensors, got dtype {images.dtype}"
+            )
+        stride = getattr(self.backbone, "reduction", None)
+        if isinstance(stride, int) and min(images.shape[-2:]) < stride:
+            raise ValueError(
+                f"images must be at least {stride}x{stride} pixels for this backbone (its "
+                f"features have stride {stride}), got {tuple(images.shape[-2:])}"
+            )
         feats = self.backbone(images)
         if not isinstance(feats, torch.Tensor) or feats.ndim != 4:
             got = tuple(feats.shape) if isinstance(feats, torch.Tensor) else type(feats).__name__

@@ -181,12 +181,24 @@ def build_model(section: Mapping[str, Any], where: str, num_classes: int, **over
 
 
 def load_weights(model: nn.Module, path: Path, where: str) -> None:
-    """Load trained weights into ``model`` strictly; errors name the file and the key."""
+    """Load trained weights into ``model`` strictly; errors name the file and the key.
+
+    Raises:
+        FileNotFoundError: If the file is missing.
+        FloatingPointError: If it holds NaN or infinity (a broken training run).
+        ValueError: If it is not a weights file or does not fit the model.
+    """
     if not path.is_file():
         raise FileNotFoundError(
             f"{where}: trained weights not found: {path} (train first, or set the weights key)"
         )
     state = load_state_dict_file(path)
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all())]
+    if bad:
+        raise FloatingPointError(
+            f"{where}: {path} holds non-finite values ({', '.join(bad[:3])}"
+            f"{' ...' if len(bad) > 3 else ''}); retrain the model"
+        )
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

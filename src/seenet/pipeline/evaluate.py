@@ -12,11 +12,12 @@ import torch
 from ..config import Config, resolve_config
 from ..data.transforms import to_tensor
 from ..data.voc import load_label, save_label
-from ..engine import init_distributed
+from ..engine import barrier, init_distributed
 from ..metrics import ConfusionMatrix
 from ..models import segment
 from ._batch import build_model, load_weights, overlay_ids, run_batch_job, write_json
 from ._layout import DataLayout, RunPaths
+from ._manifest import file_digest, make_manifest, prepare_output
 
 __all__ = ["evaluate"]
 
@@ -40,7 +41,7 @@ class _LoadPair:
                 "label": torch.from_numpy(label.astype(np.int64))}
 
 
-def evaluate(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
+def evaluate(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -> dict[str, Any]:
     """Evaluate the segmentation network: per-class IoU and mIoU (VOC protocol).
 
     Reads the model description from ``segmentation.model`` and the ``evaluate`` section
@@ -50,6 +51,7 @@ def evaluate(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
 
     Args:
         cfg: The configuration.
+        overwrite: Replace the results of another model or setting in ``evaluate.out_dir``.
 
     Returns:
         Summary: ``miou``, ``iou`` (class name -> IoU, ``None`` for classes absent from both
@@ -70,12 +72,20 @@ def evaluate(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
     model = build_model(cfg.segmentation.model, "segmentation", num_labels, pretrained=False)
     load_weights(model, paths.eval_weights, "evaluate.weights")
     model.to(info.device).eval()
+    config = {k: section[k] for k in ("split", "label_dir", "scales", "flip", "crf")}
+    config["model"] = {k: v for k, v in cfg.segmentation.model.items() if k != "pretrained"}
+    manifest = make_manifest("evaluate", config, {"weights": file_digest(paths.eval_weights)})
+    prepare_output(out_dir, manifest, ("predictions", "overlays", "metrics.json"),
+                   overwrite=overwrite, where="evaluate", write=info.is_main)  # fmt: skip
+    barrier(info)
     ignore = int(cfg.segmentation.transforms.ignore_index)
     cm = ConfusionMatrix(num_classes=num_labels, ignore_index=ignore)
 
     def per_item(image_id: str, item: dict[str, Any]) -> None:
         probs = segment(model, item["image"].to(info.device), scales=section.scales,
                         flip=section.flip).float()
+        if not bool(torch.isfinite(probs).all()):
+            raise FloatingPointError(f"evaluate: the model's output for {image_id} is not finite")
         if section.crf:
             probs = torch.from_numpy(dense_crf(item["rgb"], probs.cpu().numpy()))
         pred = probs.argmax(0).cpu()

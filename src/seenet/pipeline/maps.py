@@ -13,9 +13,10 @@ from .._io import atomic_write
 from ..config import Config, resolve_config
 from ..data.maps import load_maps, save_maps
 from ..data.transforms import resize_image, to_tensor
-from ..engine import init_distributed
+from ..engine import barrier, init_distributed
 from ._batch import build_model, class_name, load_weights, overlay_ids, run_batch_job, write_json
 from ._layout import DataLayout, RunPaths
+from ._manifest import file_digest, make_manifest, prepare_output
 
 __all__ = ["attention_maps", "write_map_overlays"]
 
@@ -60,18 +61,32 @@ def write_map_overlays(layout: DataLayout, ids: list[str], maps_dir: Path, out_d
         save_png(out_dir / f"{image_id}.png", tile(panels, titles))
 
 
-def attention_maps(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
+def maps_manifest(cfg: Config, weights: Path) -> dict[str, Any]:
+    """The manifest of the stored maps: what decides them, and the weights' digest."""
+    model = {k: v for k, v in cfg.attention.model.items()
+             if k not in ("pretrained", "backbone_from")}  # fmt: skip
+    maps = {k: cfg.maps[k] for k in ("input_size", "flip", "labels", "save_png")}
+    data = {k: cfg.data[k] for k in ("image_dir", "image_suffix", "label_dir", "annotation_dir",
+                                     "labels_from", "num_classes")}  # fmt: skip
+    config = {"model": model, "maps": maps, "data": data}
+    return make_manifest("attention-maps", config, {"weights": file_digest(weights)})
+
+
+def attention_maps(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -> dict[str, Any]:
     """Compute class attention maps for every image of a split (paper §5.1 inference).
 
     Each image is resized to ``maps.input_size`` (224), passed through
     :meth:`seenet.SeeNet.attention_maps` (S_A and S_B fused, flipped), and the maps of the driving
     classes are stored at the image's original size as one ``.npz`` per image
-    (:func:`seenet.data.maps.save_maps`). Finished files are skipped, so an interrupted job
-    resumes. Reads the model description from ``attention.model`` and the ``maps`` section
-    (:class:`seenet.config.MapsConfig`).
+    (:func:`seenet.data.maps.save_maps`), its class PNGs (``save_png``) first and the ``.npz``,
+    which marks the image done, last. Finished files are skipped, so an interrupted job resumes,
+    but only while ``run.json`` matches (same weights, same settings): maps of other weights are
+    never reported as done. Reads the model description from ``attention.model`` and the ``maps``
+    section (:class:`seenet.config.MapsConfig`).
 
     Args:
         cfg: The configuration.
+        overwrite: Recompute the maps of a folder that holds maps of other weights or settings.
 
     Returns:
         Summary: ``total``, ``written``, ``skipped``, ``seconds``, ``out_dir``.
@@ -85,6 +100,11 @@ def attention_maps(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
     model = build_model(cfg.attention.model, "attention", layout.num_classes, pretrained=False)
     load_weights(model, paths.maps_weights, "maps.weights")
     model.to(info.device).eval()
+    manifest = maps_manifest(cfg, paths.maps_weights)
+    outputs = ("*.npz", "*.png", "overlays", "summary.json")
+    prepare_output(out_dir, manifest, outputs, overwrite=overwrite, where="attention-maps",
+                   write=info.is_main)  # fmt: skip
+    barrier(info)
 
     def per_item(image_id: str, item: dict[str, Any]) -> None:
         labels = item["labels"]
@@ -95,6 +115,10 @@ def attention_maps(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
                 size=tuple(item["size"]),
                 flip=section.flip,
             )[0].float().cpu()
+        if not bool(torch.isfinite(maps).all()):
+            raise FloatingPointError(
+                f"attention-maps: the model's maps of {image_id} are not finite; nothing written"
+            )
         if labels is not None:
             classes = labels.nonzero().flatten()
         else:

@@ -13,11 +13,12 @@ from ..config import Config, ProxyConfig, resolve_config
 from ..data.maps import load_maps
 from ..data.saliency import SaliencyFolder
 from ..data.voc import load_label, save_label
-from ..engine import init_distributed
+from ..engine import barrier, init_distributed
 from ..proxy import proxy_ground_truth_from_maps
 from ..saliency import frequency_tuned_saliency
 from ._batch import label_name, overlay_ids, run_batch_job, write_json
 from ._layout import DataLayout, RunPaths
+from ._manifest import make_manifest, manifest_digest, prepare_output
 
 __all__ = ["proxy_gt", "write_label_overlays"]
 
@@ -75,17 +76,19 @@ def write_label_overlays(layout: DataLayout, ids: list[str], label_dir: Path,
                  tile([image, overlay_labels(image, label)], ["image", "proxy labels"]))
 
 
-def proxy_gt(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
+def proxy_gt(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -> dict[str, Any]:
     """Build proxy ground truth from stored maps and saliency (paper Algorithm 1).
 
     For every image of the split, reads ``maps_dir/{id}.npz`` and the saliency map
     (``data.saliency_dir/{id}.png``, or the built-in saliency when ``data.saliency_dir`` is
     ``None``), calls :func:`seenet.proxy_ground_truth` and writes a VOC-palette PNG
     ``out_dir/{id}.png`` (0 background, ``c + 1`` for class ``c``, 255 ignore). Finished files are
-    skipped. Reads the ``proxy`` section (:class:`seenet.config.ProxyConfig`).
+    skipped while ``run.json`` matches (the same settings and the same stored maps, through their
+    own ``run.json``). Reads the ``proxy`` section (:class:`seenet.config.ProxyConfig`).
 
     Args:
         cfg: The configuration.
+        overwrite: Recompute the labels of a folder that holds labels of other maps or settings.
 
     Returns:
         Summary: ``total``, ``written``, ``skipped``, ``seconds``, ``out_dir``, ``class_pixels``
@@ -100,6 +103,15 @@ def proxy_gt(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
     if not maps_dir.is_dir():
         raise FileNotFoundError(f"proxy.maps_dir not found: {maps_dir} (run attention-maps first)")
     ids = layout.ids(section.split)
+    config = {k: section[k] for k in ("w", "saliency_threshold", "conflict_threshold",
+                                      "ignore_index")}  # fmt: skip
+    config["data"] = {k: cfg.data[k] for k in ("saliency_dir", "image_dir", "image_suffix",
+                                               "num_classes")}  # fmt: skip
+    inputs = {"maps": manifest_digest(maps_dir) or str(maps_dir)}
+    prepare_output(out_dir, make_manifest("proxy-gt", config, inputs),
+                   ("*.png", "overlays", "summary.json"), overwrite=overwrite, where="proxy-gt",
+                   write=info.is_main)  # fmt: skip
+    barrier(info)
     summary = run_batch_job(
         ids, lambda image_id, counts: {"counts": counts}, info, desc="proxy ground truth",
         load=_ProxyLabel(layout, section, maps_dir, out_dir),

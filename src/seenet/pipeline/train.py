@@ -13,11 +13,36 @@ import torch.nn.functional as F
 
 from ..config import Config, StageTrain, dump_config, resolve_config
 from ..data.transforms import AttentionTrainTransform, SegmentationTrainTransform
-from ..engine import DistInfo, fit, init_distributed
+from ..engine import DistInfo, barrier, fit, init_distributed
 from ._batch import build_model, write_json
 from ._layout import DataLayout, RunPaths
+from ._manifest import manifest_digest, prepare_training
 
 __all__ = ["train_attention", "train_seg", "train_stage"]
+
+
+def guard_training(
+    cfg: Config,
+    stage: str,
+    out_dir: Path,
+    info: DistInfo,
+    overwrite: bool,
+    inputs: Mapping[str, Any] | None = None,
+) -> None:
+    """Refuse to overwrite or to resume a different run; write the run's manifest.
+
+    See :func:`seenet.pipeline._manifest.prepare_training`; runs before anything is written.
+    """
+    data = cfg.data.to_dict()
+    data.pop("num_workers")
+    config = {"seed": cfg.seed, "data": data, stage: getattr(cfg, stage).to_dict()}
+    section = getattr(cfg, stage).train
+    where = "train-attention" if stage == "attention" else "train-seg"
+    kwargs = dict(resume=section.resume, overwrite=overwrite, where=where)
+    prepare_training(out_dir, config, inputs or {}, **kwargs, write=False)  # every process
+    if info.is_main:
+        prepare_training(out_dir, config, inputs or {}, **kwargs)
+    barrier(info)
 
 
 def train_stage(
@@ -41,7 +66,7 @@ def train_stage(
     return summary
 
 
-def train_attention(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
+def train_attention(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -> dict[str, Any]:
     """Train the self-erasing attention network (paper §3, §5.1) on image-level labels.
 
     Reads ``data`` and the ``attention`` section (:class:`seenet.config.AttentionConfig`): the
@@ -50,10 +75,13 @@ def train_attention(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
 
     Writes into ``attention.train.out_dir`` (``{work_dir}/attention``): ``checkpoint.pt`` (every
     ``checkpoint_every`` iterations, atomically), ``model.safetensors`` (final weights),
-    ``metrics.jsonl``, ``config.yaml``, ``summary.json``.
+    ``metrics.jsonl``, ``config.yaml``, ``summary.json`` and ``run.json`` (provenance). A folder
+    holding a trained run is continued with ``attention.train.resume`` (``--resume``; the
+    configuration must match the stored one) or replaced with ``overwrite``, never silently.
 
     Args:
         cfg: The configuration (partial mappings are merged onto the defaults).
+        overwrite: Train from scratch into a folder that holds another run (``--overwrite``).
 
     Returns:
         Summary: ``iterations``, ``final_loss``, ``seconds``, ``images_per_second``, ``weights``
@@ -74,10 +102,11 @@ def train_attention(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
         return model.loss(output, batch["labels"])
 
     out_dir = RunPaths.from_config(cfg).attention
+    guard_training(cfg, "attention", out_dir, info, overwrite)
     return train_stage(cfg, "attention", section.train, dataset, model, loss_fn, out_dir, info)
 
 
-def train_seg(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
+def train_seg(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -> dict[str, Any]:
     """Train DeepLab-LargeFOV on the proxy labels (DeepLab's defaults, paper §5.1).
 
     Reads ``data`` and the ``segmentation`` section (:class:`seenet.config.SegmentationConfig`).
@@ -88,6 +117,7 @@ def train_seg(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
 
     Args:
         cfg: The configuration.
+        overwrite: As in :func:`train_attention`.
 
     Returns:
         Summary: as :func:`train_attention`.
@@ -118,6 +148,8 @@ def train_seg(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
         )
         return F.cross_entropy(logits.float(), target, ignore_index=ignore_index)
 
+    labels = manifest_digest(label_dir) or str(label_dir)
+    guard_training(cfg, "segmentation", paths.segmentation, info, overwrite, {"labels": labels})
     return train_stage(
         cfg, "segmentation", section.train, dataset, model, loss_fn, paths.segmentation, info
     )
