@@ -13,7 +13,7 @@ export TRITON_CACHE_DIR := $(CURDIR)/build/triton-cache
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: install test lint pytest triton-test docs demo demo-quick bench clean
+.PHONY: install test test-slow lint pytest triton-test docs demo demo-quick bench clean
 
 install: $(STAMP)
 
@@ -28,7 +28,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples docs
 
 pytest: $(STAMP)
-	$(PY) -m pytest -m "not triton_interpret" -n 2 --dist loadfile src tests
+	$(PY) -m pytest -m "not triton_interpret and not slow" -n 2 --dist loadfile src tests
+
+# the slow cases (many kill points of the fault-injection suite, long learning tests)
+test-slow: $(STAMP)
+	$(PY) -m pytest -m "slow and not triton_interpret" -n 2 --dist loadfile tests
 
 # Triton kernels on CPU tensors through the interpreter: the variable must be set before the kernel
 # module is imported, hence a separate invocation.

@@ -730,7 +730,6 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.mark.slow
 def test_learns_to_find_the_objects(one_thread):
     rng = np.random.default_rng(0)
     images, labels, masks = make_shapes(160, rng)

@@ -135,7 +135,7 @@ def run_stage(name: str, command: Any, args: argparse.Namespace) -> int:
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
             return 0
         summary = _target(command.target)(cfg, overwrite=args.overwrite)
-    except (FileNotFoundError, ValueError, ImportError, FloatingPointError) as e:
+    except (OSError, ValueError, ImportError, FloatingPointError) as e:
         if os.environ.get("SEENET_TRACEBACK"):
             raise
         print(f"seenet {name}: error: {_message(e)}", file=sys.stderr)

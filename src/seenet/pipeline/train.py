@@ -34,7 +34,8 @@ def guard_training(
     See :func:`seenet.pipeline._manifest.prepare_training`; runs before anything is written.
     """
     data = cfg.data.to_dict()
-    data.pop("num_workers")
+    for where_only in ("root", "num_workers"):  # a moved data set or more workers: same run
+        data.pop(where_only)
     config = {"seed": cfg.seed, "data": data, stage: getattr(cfg, stage).to_dict()}
     section = getattr(cfg, stage).train
     where = "train-attention" if stage == "attention" else "train-seg"
