@@ -238,7 +238,8 @@ class Section:
     """Base of configuration dataclasses; see the module docstring.
 
     Fields whose type is itself a :class:`Section` nest; ``dict`` fields are open mappings merged
-    key by key (the ``model`` sections, whose keys go to a constructor).
+    key by key (the ``model`` sections, whose keys go to a constructor), except that an update
+    naming another ``name`` replaces the mapping.
     """
 
     @classmethod
@@ -299,7 +300,11 @@ class Section:
                 if value is not None:
                     changes[key] = current.merge(value, dotted)
             elif isinstance(current, dict) and isinstance(value, Mapping):
-                changes[key] = {**copy.deepcopy(current), **copy.deepcopy(dict(value))}
+                # a model section that names another model starts afresh: the keywords of the
+                # old model (erase_mode, hidden_channels, ...) do not carry over
+                renamed = "name" in value and value["name"] != current.get("name")
+                base = {} if renamed else copy.deepcopy(current)
+                changes[key] = {**base, **copy.deepcopy(dict(value))}
             elif isinstance(current, dict) and value is None:
                 continue
             else:

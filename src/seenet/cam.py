@@ -46,7 +46,15 @@ import torch.nn.functional as F
 from ._validation import check_tensor
 from .models.seenet import _normalize_maps
 
-__all__ = ["MapExtractor", "CAM", "GradCAM", "class_maps", "from_torchcam", "from_pytorch_grad_cam"]
+__all__ = [
+    "MapExtractor",
+    "CAM",
+    "GradCAM",
+    "class_maps",
+    "from_torchcam",
+    "from_pytorch_grad_cam",
+    "make_extractor",
+]
 
 #: ``extractor(images (N, C, H, W), labels (N, K)) -> raw maps (N, K, h, w)``.
 MapExtractor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -578,3 +586,58 @@ def class_maps(
             total = total / len(scale_list)
         keep = (labels != 0).to(total.device)[:, :, None, None]
         return torch.where(keep, total.clamp(0.0, 1.0), torch.zeros_like(total))
+
+
+def make_extractor(model: nn.Module, method: str = "gradcam", target_layer: str | None = None):
+    """An extractor for ``model`` by name: what the ``cam-maps`` command builds from its config.
+
+    Args:
+        model: A classifier, ``model(images) -> logits (N, K)``.
+        method: ``"cam"``, ``"gradcam"``, ``"torchcam:<Name>"`` (a class of ``torchcam.methods``,
+            e.g. ``"torchcam:GradCAMpp"``, ``"torchcam:LayerCAM"``) or ``"pytorch_grad_cam:<Name>"``
+            (e.g. ``"pytorch_grad_cam:GradCAMPlusPlus"``).
+        target_layer: Dotted name of the module whose output is explained; ``None`` uses the
+            model's ``feature_layer`` (:class:`seenet.models.classifier.ImageClassifier` has one).
+
+    Returns:
+        A :data:`MapExtractor`.
+
+    Raises:
+        ValueError: For an unknown method or layer, or a model without a default layer.
+        ImportError: If the method's package is not installed.
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+        >>> type(make_extractor(model, "cam", "1")).__name__
+        'CAM'
+    """
+    _check_model(model)
+    if target_layer is None:
+        target_layer = getattr(model, "feature_layer", None)
+        if not isinstance(target_layer, str):
+            raise ValueError(
+                "target_layer is required for a model without a feature_layer attribute"
+            )
+    if not isinstance(method, str):
+        raise ValueError(f"method must be a string, got {method!r}")
+    if method == "cam":
+        return CAM(model, target_layer)
+    if method == "gradcam":
+        return GradCAM(model, target_layer)
+    package, _, name = method.partition(":")
+    if package == "torchcam" and name:
+        methods = _optional("torchcam.methods", "torchcam", method)
+        if not hasattr(methods, name):
+            raise ValueError(f"method: torchcam.methods has no {name!r}")
+        return from_torchcam(getattr(methods, name)(model, target_layer))
+    if package == "pytorch_grad_cam" and name:
+        grad_cam = _optional("pytorch_grad_cam", "grad-cam", method)
+        if not hasattr(grad_cam, name):
+            raise ValueError(f"method: pytorch_grad_cam has no {name!r}")
+        layer = _resolve_module(model, target_layer, "target_layer")
+        return from_pytorch_grad_cam(getattr(grad_cam, name)(model=model, target_layers=[layer]))
+    raise ValueError(
+        f"method must be 'cam', 'gradcam', 'torchcam:<Name>' or 'pytorch_grad_cam:<Name>', "
+        f"got {method!r}"
+    )

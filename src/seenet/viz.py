@@ -23,7 +23,11 @@ from ._classes import voc_palette
 from ._io import atomic_write
 from ._validation import as_rgb_uint8, as_tensor
 
-__all__ = ["jet", "overlay_attention", "overlay_labels", "tile", "save_png"]
+__all__ = ["jet", "overlay_attention", "overlay_labels", "tile", "save_png", "plot_curves"]
+
+#: Line colours of :func:`plot_curves`, one per curve (cycled).
+CURVE_COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189),
+                 (140, 86, 75), (227, 119, 194), (127, 127, 127))
 
 
 def _as_map(x: np.ndarray | torch.Tensor, name: str, shape: tuple[int, int]) -> np.ndarray:
@@ -128,3 +132,75 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
     pil = Image.fromarray(as_rgb_uint8(image))
     with atomic_write(path, "wb") as f:
         pil.save(f, format="PNG")
+
+
+def plot_curves(
+    curves: dict[str, dict[float, float | None]],
+    xlabel: str = "threshold t",
+    ylabel: str = "mIoU (%)",
+    title: str = "",
+    size: tuple[int, int] = (560, 360),
+    percent: bool = True,
+) -> np.ndarray:
+    """A line chart of one or more curves (e.g. mIoU along a threshold sweep), as an RGB image.
+
+    Drawn with Pillow alone (no plotting library needed); each curve gets a colour and a legend
+    entry with its best value. ``None`` values are left out.
+
+    Args:
+        curves: Name -> ``{x: y}``.
+        xlabel: X-axis label.
+        ylabel: Y-axis label.
+        title: Title above the chart.
+        size: ``(width, height)`` in pixels.
+        percent: Show y values (fractions) in percent.
+
+    Returns:
+        uint8 ``(height, width, 3)``; write it with :func:`save_png`.
+
+    Example:
+        >>> plot_curves({"CAM": {0.1: 0.3, 0.5: 0.45}, "SeeNet": {0.1: 0.35, 0.5: 0.5}}).shape
+        (360, 560, 3)
+    """
+    if not curves:
+        raise ValueError("curves must not be empty")
+    width, height = size
+    left, right, top, bottom = 56, 16, 28 if title else 12, 40
+    pil = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(pil)
+    points = [(float(x), float(y)) for c in curves.values() for x, y in c.items() if y is not None]
+    if not points:
+        raise ValueError("curves hold no values")
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    y0, y1 = min(0.0, min(ys)), max(ys) * 1.05 if max(ys) > 0 else 1.0
+    scale = 100.0 if percent else 1.0
+
+    def to_px(x: float, y: float) -> tuple[float, float]:
+        px = left + (x - x0) / (x1 - x0) * (width - left - right)
+        py = height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
+        return px, py
+
+    draw.rectangle([left, top, width - right, height - bottom], outline=(0, 0, 0))
+    for i in range(6):
+        y = y0 + (y1 - y0) * i / 5
+        _, py = to_px(x0, y)
+        draw.line([left - 4, py, left, py], fill=(0, 0, 0))
+        draw.text((4, py - 6), f"{y * scale:.3g}", fill=(0, 0, 0))
+    for x in sorted(set(xs))[:: max(1, len(set(xs)) // 8)]:
+        px, _ = to_px(x, y0)
+        draw.line([px, height - bottom, px, height - bottom + 4], fill=(0, 0, 0))
+        draw.text((px - 10, height - bottom + 6), f"{x:g}", fill=(0, 0, 0))
+    draw.text((left, height - 14), xlabel, fill=(0, 0, 0))
+    draw.text((4, top - 14 if title else 0), ylabel if not title else title, fill=(0, 0, 0))
+    for i, (name, curve) in enumerate(curves.items()):
+        colour = CURVE_COLOURS[i % len(CURVE_COLOURS)]
+        pts = [to_px(float(x), float(y)) for x, y in sorted(curve.items()) if y is not None]
+        if len(pts) > 1:
+            draw.line(pts, fill=colour, width=2)
+        for px, py in pts:
+            draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour)
+        best = max((y for y in curve.values() if y is not None), default=None)
+        label = name if best is None else f"{name} (best {best * scale:.1f})"
+        draw.text((width - right - 170, top + 6 + 14 * i), label, fill=colour)
+    return np.asarray(pil)

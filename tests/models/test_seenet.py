@@ -495,6 +495,19 @@ def test_attention_maps_flip_symmetry():
     assert torch.all(maps >= plain - 1e-6)  # max over both views
 
 
+def test_attention_maps_average_over_scales():
+    model = tiny_model("seenet").eval()
+    x = torch.randn(2, 3, 32, 32)
+    y = torch.tensor([[1, 0, 1], [0, 1, 0]])
+    one = model.attention_maps(x, y, scales=(1.0,))
+    torch.testing.assert_close(one, model.attention_maps(x, y))
+    half = F.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False)
+    expected = (one + model.attention_maps(half, y, size=(32, 32))) / 2
+    torch.testing.assert_close(model.attention_maps(x, y, scales=(1.0, 0.5)), expected)
+    with pytest.raises(ValueError, match="scales"):
+        model.attention_maps(x, y, scales=())
+
+
 def test_attention_maps_predicted_labels_and_batches():
     model = tiny_model("seenet").eval()
     maps = model.attention_maps(IMAGES)  # labels from S_A: at least one class per image

@@ -83,6 +83,37 @@ COMMANDS: dict[str, Command] = {
             ("--crf", "refine with DeepLab's dense CRF (the crf extra)", ("evaluate.crf=true",)),
         ),
     ),
+    "evaluate-maps": Command(
+        "seenet.pipeline.evaluate:evaluate_maps",
+        "score stored attention maps along a threshold sweep (papers' attention mIoU)",
+        (*_COMMON, "evaluate_maps"),
+    ),
+    "evaluate-labels": Command(
+        "seenet.pipeline.evaluate:evaluate_labels",
+        "score proxy or pseudo labels against the ground truth",
+        (*_COMMON, "evaluate_labels"),
+    ),
+    "cam-maps": Command(
+        "seenet.pipeline.maps:cam_maps",
+        "write stored maps from any classifier (CAM, Grad-CAM, torchcam, grad-cam)",
+        (*_COMMON, "cam"),
+    ),
+    "train-saliency": Command(
+        "seenet.pipeline.saliency:train_saliency",
+        "train a class-agnostic saliency network on a salient-object data set",
+        ("work_dir", "seed", "device", "data.num_workers", "saliency"),
+        resume="saliency.train.resume",
+    ),
+    "saliency-maps": Command(
+        "seenet.pipeline.saliency:saliency_maps",
+        "write the saliency network's maps (8-bit PNGs) into data.saliency_dir",
+        (*_COMMON, "saliency.model", "saliency_maps"),
+    ),
+    "evaluate-saliency": Command(
+        "seenet.pipeline.saliency:evaluate_saliency",
+        "MAE, maximum F-measure and S-measure of saliency maps",
+        (*_COMMON, "evaluate_saliency"),
+    ),
     "make-synthetic": Command(
         "seenet.cli.make_synthetic", "write a synthetic data set in the VOC layout"
     ),

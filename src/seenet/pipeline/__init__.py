@@ -11,7 +11,12 @@ functions; the built-in demo calls the same functions.
 - ``proxy-gt``: :func:`~seenet.pipeline.proxy.proxy_gt` (``proxy``);
 - ``train-seg``: :func:`~seenet.pipeline.train.train_seg` (``segmentation``);
 - ``evaluate``: :func:`~seenet.pipeline.evaluate.evaluate` (``segmentation.model``,
-  ``evaluate``).
+  ``evaluate``);
+- ``evaluate-maps`` and ``evaluate-labels``: :func:`~seenet.pipeline.evaluate.evaluate_maps`,
+  :func:`~seenet.pipeline.evaluate.evaluate_labels` (``evaluate_maps``, ``evaluate_labels``);
+- ``cam-maps``: :func:`~seenet.pipeline.maps.cam_maps` (``cam``): stored maps from any classifier;
+- ``train-saliency``, ``saliency-maps``, ``evaluate-saliency``:
+  :mod:`seenet.pipeline.saliency` (``saliency``, ``saliency_maps``, ``evaluate_saliency``).
 
 Every stage works under ``torchrun``: training uses DistributedDataParallel (``gloo`` on CPU,
 ``nccl`` on GPU), batch jobs (:func:`~seenet.pipeline._batch.run_batch_job`) split the images
@@ -29,9 +34,10 @@ from __future__ import annotations
 
 from ._batch import run_batch_job
 from ._layout import DataLayout, RunPaths
-from .evaluate import evaluate
-from .maps import attention_maps
+from .evaluate import evaluate, evaluate_labels, evaluate_maps
+from .maps import attention_maps, cam_maps
 from .proxy import proxy_gt
+from .saliency import evaluate_saliency, saliency_maps, train_saliency
 from .train import train_attention, train_seg
 
 __all__ = [
@@ -43,4 +49,10 @@ __all__ = [
     "proxy_gt",
     "train_seg",
     "evaluate",
+    "evaluate_maps",
+    "evaluate_labels",
+    "cam_maps",
+    "train_saliency",
+    "saliency_maps",
+    "evaluate_saliency",
 ]

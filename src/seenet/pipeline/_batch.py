@@ -37,7 +37,12 @@ __all__ = [
 ]
 
 #: Class names a configuration may use for the generic models, and their registry names.
-_CLASS_ALIASES = {"SeeNet": "seenet", "DeepLabLargeFOV": "deeplab_largefov"}
+_CLASS_ALIASES = {
+    "SeeNet": "seenet",
+    "DeepLabLargeFOV": "deeplab_largefov",
+    "SaliencyNet": "saliency",
+    "ImageClassifier": "classifier",
+}
 
 
 def progress(iterable: Any, total: int, desc: str, enabled: bool) -> Any:
@@ -159,7 +164,9 @@ def run_batch_job(
     return out
 
 
-def build_model(section: Mapping[str, Any], where: str, num_classes: int, **override: Any):
+def build_model(
+    section: Mapping[str, Any], where: str, num_classes: int | None, **override: Any
+):
     """Build the model a ``*.model`` configuration section describes, through the registry.
 
     ``name`` is a registered model (:func:`seenet.list_models`), or ``SeeNet`` /
@@ -172,7 +179,8 @@ def build_model(section: Mapping[str, Any], where: str, num_classes: int, **over
     name = spec.pop("name")
     name = _CLASS_ALIASES.get(name, name)
     spec.setdefault("pretrained", False)
-    spec.setdefault("num_classes", num_classes)
+    if num_classes is not None:  # class-agnostic models (saliency) take none
+        spec.setdefault("num_classes", num_classes)
     spec.update(override)
     try:
         return create_model(name, **spec)

@@ -178,6 +178,13 @@ class RunPaths:
     segmentation: Path
     eval_weights: Path
     evaluation: Path
+    evaluate_maps: Path
+    evaluate_labels: Path
+    cam_weights: Path
+    cam_maps: Path
+    saliency: Path
+    saliency_weights: Path
+    evaluate_saliency: Path
 
     @classmethod
     def from_config(cls, cfg: Config) -> RunPaths:
@@ -202,4 +209,13 @@ class RunPaths:
             segmentation=segmentation,
             eval_weights=pick(cfg.evaluate.weights, segmentation / "model.safetensors"),
             evaluation=pick(cfg.evaluate.out_dir, work / "evaluation"),
+            evaluate_maps=pick(cfg.evaluate_maps.out_dir, work / "evaluate_maps"),
+            evaluate_labels=pick(cfg.evaluate_labels.out_dir, work / "evaluate_labels"),
+            cam_weights=pick(cfg.cam.weights, attention / "model.safetensors"),
+            cam_maps=pick(cfg.cam.out_dir, work / "cam_maps"),
+            saliency=pick(cfg.saliency.train.out_dir, work / "saliency"),
+            saliency_weights=pick(cfg.saliency_maps.weights,
+                                  pick(cfg.saliency.train.out_dir, work / "saliency")
+                                  / "model.safetensors"),
+            evaluate_saliency=pick(cfg.evaluate_saliency.out_dir, work / "evaluate_saliency"),
         )

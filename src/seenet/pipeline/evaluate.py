@@ -1,4 +1,8 @@
-"""The ``evaluate`` stage: per-class IoU and mIoU of the segmentation network (VOC protocol)."""
+"""The scoring stages: the segmentation network, attention maps, proxy or pseudo labels.
+
+``evaluate`` scores the segmentation network, ``evaluate-maps`` stored attention maps along a
+threshold sweep, ``evaluate-labels`` label PNGs.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import numpy as np
 import torch
 
 from ..config import Config, resolve_config
+from ..data.maps import load_maps
 from ..data.transforms import to_tensor
 from ..data.voc import load_label, save_label
 from ..engine import barrier, init_distributed
@@ -17,9 +22,9 @@ from ..metrics import ConfusionMatrix
 from ..models import segment
 from ._batch import build_model, load_weights, overlay_ids, run_batch_job, write_json
 from ._layout import DataLayout, RunPaths
-from ._manifest import file_digest, make_manifest, prepare_output
+from ._manifest import file_digest, make_manifest, manifest_digest, prepare_output
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "evaluate_maps", "evaluate_labels"]
 
 
 class _LoadPair:
@@ -130,3 +135,127 @@ def evaluate(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -> dic
     if info.is_main:
         write_json(out_dir / "metrics.json", summary)
     return summary
+
+
+def _score(
+    stage: str,
+    meter: Any,
+    update: Any,
+    layout: DataLayout,
+    ids: list[str],
+    label_dir: Path,
+    info: Any,
+) -> dict[str, Any]:
+    """Run ``update(image_id, target)`` over ``ids`` (all processes) and reduce ``meter``."""
+
+    def load(image_id: str) -> np.ndarray:
+        return load_label(label_dir / f"{image_id}.png").astype(np.int64)
+
+    job = run_batch_job(ids, update, info, desc=stage, load=load,
+                        num_workers=layout.num_workers)  # fmt: skip
+    if info.distributed:
+        meter.all_reduce(info.device)
+    result = meter.result()
+    result.update(num_images=len(ids), seconds=job["seconds"], rank=info.rank)
+    return result
+
+
+def evaluate_maps(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -> dict[str, Any]:
+    """Score stored attention maps as weakly supervised segmentation papers report them.
+
+    Every image of ``evaluate_maps.split`` (VOC ``train``, the 1,464 images papers report) is
+    scored against ``SegmentationClass`` along the threshold sweep of
+    :class:`seenet.metrics.AttentionSweep`: at a threshold ``t`` a pixel takes the class of its
+    largest map where that map is at least ``t``, else background. The mean IoU follows VOC (the
+    mean over the classes present in prediction or truth, 255 ignored); the best threshold is
+    reported with the whole curve, the per-class IoU, precision, recall and the false-positive and
+    false-negative shares of SEAM's evaluation script. Writes ``scores.json`` and ``curve.png``
+    into ``evaluate_maps.out_dir``. Works on maps from ``attention-maps`` or ``cam-maps``.
+
+    Args:
+        cfg: The configuration.
+        overwrite: Replace the scores of other maps in the output folder.
+
+    Returns:
+        The scores (see :meth:`seenet.metrics.AttentionSweep.result`), plus ``num_images``,
+        ``maps_dir``, ``seconds``.
+    """
+    from ..metrics import AttentionSweep
+    from ..viz import plot_curves, save_png
+
+    cfg = resolve_config(cfg)
+    info = init_distributed(cfg.device)
+    layout = DataLayout.from_config(cfg.data)
+    paths = RunPaths.from_config(cfg)
+    section, out_dir = cfg.evaluate_maps, paths.evaluate_maps
+    maps_dir = Path(section.maps_dir) if section.maps_dir is not None else paths.maps
+    if not maps_dir.is_dir():
+        raise FileNotFoundError(f"evaluate_maps.maps_dir not found: {maps_dir}")
+    label_dir = layout.inside(section.label_dir, layout.eval_label_dir)
+    ids = layout.ids(section.split)
+    inputs = {"maps": manifest_digest(maps_dir) or str(maps_dir)}
+    config = {"split": section.split, "label_dir": str(label_dir),
+              "thresholds": list(section.thresholds)}  # fmt: skip
+    prepare_output(out_dir, make_manifest("evaluate-maps", config, inputs),
+                   ("scores.json", "curve.png"), overwrite=overwrite, where="evaluate-maps",
+                   write=info.is_main)  # fmt: skip
+    barrier(info)
+    sweep = AttentionSweep(layout.num_classes + 1, tuple(section.thresholds))
+
+    def update(image_id: str, target: np.ndarray) -> None:
+        classes, maps = load_maps(maps_dir / f"{image_id}.npz")
+        sweep.update(classes, maps, target)
+
+    scores = _score("evaluate-maps", sweep, update, layout, ids, label_dir, info)
+    scores["maps_dir"] = str(maps_dir)
+    if info.is_main:
+        write_json(out_dir / "scores.json", scores)
+        curve = {float(t): v for t, v in scores["curve"].items()}
+        save_png(out_dir / "curve.png", plot_curves({maps_dir.name: curve},
+                 title=f"attention mIoU (%) on {section.split} along the threshold sweep"))
+    return scores
+
+
+def evaluate_labels(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -> dict[str, Any]:
+    """Score label PNGs (proxy ground truth or any pseudo labels) against the ground truth.
+
+    A label value of 255 counts as "not labelled": it is background for the mean IoU (an
+    unlabelled pixel is not an object), and the fraction of labelled pixels and the mean IoU on
+    them alone are reported too (:class:`seenet.metrics.LabelScore`). Writes ``scores.json`` into
+    ``evaluate_labels.out_dir``.
+
+    Args:
+        cfg: The configuration.
+        overwrite: Replace the scores of other labels in the output folder.
+
+    Returns:
+        The scores (see :meth:`seenet.metrics.LabelScore.result`), plus ``num_images``,
+        ``labels_dir``, ``seconds``.
+    """
+    from ..metrics import LabelScore
+
+    cfg = resolve_config(cfg)
+    info = init_distributed(cfg.device)
+    layout = DataLayout.from_config(cfg.data)
+    paths = RunPaths.from_config(cfg)
+    section, out_dir = cfg.evaluate_labels, paths.evaluate_labels
+    labels_dir = Path(section.labels_dir) if section.labels_dir is not None else paths.proxy
+    if not labels_dir.is_dir():
+        raise FileNotFoundError(f"evaluate_labels.labels_dir not found: {labels_dir}")
+    label_dir = layout.inside(section.label_dir, layout.eval_label_dir)
+    ids = layout.ids(section.split)
+    inputs = {"labels": manifest_digest(labels_dir) or str(labels_dir)}
+    config = {"split": section.split, "label_dir": str(label_dir)}
+    prepare_output(out_dir, make_manifest("evaluate-labels", config, inputs), ("scores.json",),
+                   overwrite=overwrite, where="evaluate-labels", write=info.is_main)  # fmt: skip
+    barrier(info)
+    score = LabelScore(layout.num_classes + 1)
+
+    def update(image_id: str, target: np.ndarray) -> None:
+        score.update(load_label(labels_dir / f"{image_id}.png").astype(np.int64), target)
+
+    scores = _score("evaluate-labels", score, update, layout, ids, label_dir, info)
+    scores["labels_dir"] = str(labels_dir)
+    if info.is_main:
+        write_json(out_dir / "scores.json", scores)
+    return scores

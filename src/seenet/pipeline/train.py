@@ -37,8 +37,13 @@ def guard_training(
     for where_only in ("root", "num_workers"):  # a moved data set or more workers: same run
         data.pop(where_only)
     config = {"seed": cfg.seed, "data": data, stage: getattr(cfg, stage).to_dict()}
+    if stage == "saliency":  # its own data set; the VOC data does not matter
+        config.pop("data")
+        config[stage]["data"].pop("root")
     section = getattr(cfg, stage).train
-    where = "train-attention" if stage == "attention" else "train-seg"
+    where = {"attention": "train-attention", "segmentation": "train-seg"}.get(
+        stage, f"train-{stage}"
+    )
     kwargs = dict(resume=section.resume, overwrite=overwrite, where=where)
     prepare_training(out_dir, config, inputs or {}, **kwargs, write=False)  # every process
     if info.is_main:

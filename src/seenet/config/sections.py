@@ -1,65 +1,52 @@
-"""Pipeline configuration: one typed schema with the paper's defaults, YAML files and overrides.
+"""The configuration's sections: one dataclass per section, fields with their meaning and checks.
 
-One configuration drives the whole pipeline: a recipe is a single YAML file whose sections
-(``data``, ``attention``, ``maps``, ``proxy``, ``segmentation``, ``evaluate``) are read by the stage
-that needs them, so ``seenet train-attention recipe.yaml`` and ``seenet evaluate recipe.yaml`` use
-the same file. Each section is a dataclass (:class:`Config` and the classes below) whose fields
-hold the paper's hyper-parameters (SPEC section 1) as defaults, with their meaning: the command
-line's ``--help`` prints them. A YAML file (read with :func:`yaml.safe_load`) is merged onto the
-defaults, then dotted overrides such as ``attention.train.lr=0.01`` are applied, and the result is
-checked: an unknown key, a value of the wrong type or out of range raises :class:`ValueError`
-naming the dotted key.
-
-The ``model`` sub-sections are open: every key other than ``name`` and ``pretrained`` is passed to
-the model's constructor (``backbone``, ``erase_mode``, ``hidden_channels``, ...).
-
-Sections read like mappings too (``cfg["attention"]["train"]["lr"]``).
-
-Example:
-    >>> cfg = load_config(overrides=["data.root=/data/VOC2012", "attention.train.lr=1e-2"])
-    >>> cfg.attention.train.lr, cfg["attention"]["train"]["batch_size"]
-    (0.01, 16)
-    >>> load_config(overrides=["attention.train.lrr=1"])
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown configuration key 'attention.train.lrr' (did you mean 'attention.train.lr'?)
+:class:`Config` is the whole configuration; the classes below are its sections. Every field is a
+:func:`seenet._schema.option`: its default (the paper's value), a one-line help (the command
+line's ``--help`` prints it) and, where it has one, a range check.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional, Union
 
-import yaml
-
-from ._io import atomic_write
-from ._schema import Section, coerce, fraction, non_negative, option, positive_int
-from .engine.settings import TrainSettings
+from .._schema import Section, coerce, fraction, non_negative, option, positive_int
+from ..engine.settings import TrainSettings
 
 __all__ = [
     "Config",
     "DataConfig",
+    "StageTrain",
+    "AttentionTransforms",
     "AttentionConfig",
     "MapsConfig",
     "ProxyConfig",
+    "SegmentationTransforms",
     "SegmentationConfig",
     "EvaluateConfig",
-    "StageTrain",
-    "DEFAULTS",
+    "EvaluateMapsConfig",
+    "EvaluateLabelsConfig",
+    "CamConfig",
+    "SaliencyDataConfig",
+    "SaliencyTransforms",
+    "SaliencyConfig",
+    "SaliencyMapsConfig",
+    "EvaluateSaliencyConfig",
     "OPEN_SECTIONS",
-    "load_config",
-    "resolve_config",
-    "merge_config",
-    "parse_override",
-    "apply_overrides",
-    "validate_config",
-    "dump_config",
-    "get_key",
 ]
+
+def eval_path(section: Any, dotted: str) -> Any:
+    """The sub-section at a dotted path, e.g. ``eval_path(cfg, "segmentation.transforms")``."""
+    for part in dotted.split("."):
+        section = getattr(section, part)
+    return section
+
+
+#: The sections whose keys are free (passed to a constructor); only ``name`` and ``pretrained``
+#: are checked.
+OPEN_SECTIONS = ("attention.model", "segmentation.model", "cam.model", "saliency.model")
 
 
 def _scale_range(value: Any, key: str) -> None:
@@ -169,6 +156,8 @@ class MapsConfig(Section):
                                        "network (null: original size)",
                                        check=_optional_positive_int)
     flip: bool = option(True, "horizontal test-time flip")
+    scales: list = option([1.0], "image scales whose maps are averaged (IRN: 1.0, 0.5, 1.5, 2.0)",
+                          item=float, check=_scales)
     labels: str = option("gt", "classes of the maps: ground-truth image labels, or S_A's "
                          "predictions", choices=("gt", "predicted"))
     save_png: bool = option(False, "also write {image}_{class}.png per class")
@@ -249,6 +238,119 @@ class EvaluateConfig(Section):
     out_dir: Optional[str] = option(None, "output folder (null: {work_dir}/evaluation)")
 
 
+def _thresholds(value: Any, key: str) -> None:
+    if not value or any(not 0 <= t <= 1 for t in value) or list(value) != sorted(set(value)):
+        raise ValueError(f"{key} must be increasing numbers in [0, 1], got {value}")
+
+
+@dataclass
+class EvaluateMapsConfig(Section):
+    """``evaluate_maps``: attention maps scored as papers report them, along a threshold sweep."""
+
+    split: str = option("train", "images scored (VOC train: the 1,464 images papers report)")
+    maps_dir: Optional[str] = option(None, "stored maps (null: the attention-maps output)")
+    label_dir: Optional[str] = option(None, "ground truth (null: data.eval_label_dir)")
+    thresholds: list = option([round(0.05 * i, 2) for i in range(1, 20)],
+                              "background thresholds t of the sweep", item=float,
+                              check=_thresholds)
+    out_dir: Optional[str] = option(None, "output folder (null: {work_dir}/evaluate_maps)")
+
+
+@dataclass
+class EvaluateLabelsConfig(Section):
+    """``evaluate_labels``: proxy or pseudo labels scored against the ground truth."""
+
+    split: str = option("train", "images scored")
+    labels_dir: Optional[str] = option(None, "label PNGs scored (null: the proxy-gt output); "
+                                       "255 counts as not labelled")
+    label_dir: Optional[str] = option(None, "ground truth (null: data.eval_label_dir)")
+    out_dir: Optional[str] = option(None, "output folder (null: {work_dir}/evaluate_labels)")
+
+
+@dataclass
+class CamConfig(Section):
+    """``cam``: stored maps from any image classifier (plain CAM, Grad-CAM, torchcam, ...)."""
+
+    model: dict = option({}, "the classifier as a model section (name, pretrained, keywords; "
+                         "empty: attention.model)")
+    weights: Optional[str] = option(None, "the classifier's trained weights (null: "
+                                    "{work_dir}/attention/model.safetensors)")
+    method: str = option("gradcam", "cam, gradcam, torchcam:<Name> (e.g. torchcam:GradCAMpp, "
+                         "torchcam:LayerCAM) or pytorch_grad_cam:<Name> (the cam extra)")
+    target_layer: Optional[str] = option(None, "dotted module whose output is explained (null: "
+                                         "the classifier's last feature level)")
+    split: Optional[str] = option(None, "split (null: data.train_split)")
+    input_size: Optional[int] = option(224, "images resized to this square size (null: "
+                                       "original size)", check=_optional_positive_int)
+    flip: bool = option(True, "horizontal test-time flip")
+    scales: list = option([1.0], "image scales whose maps are averaged", item=float,
+                          check=_scales)
+    save_png: bool = option(False, "also write {image}_{class}.png per class")
+    out_dir: Optional[str] = option(None, "output folder (null: {work_dir}/cam_maps)")
+
+
+@dataclass
+class SaliencyDataConfig(Section):
+    """``saliency.data``: a salient-object data set (MSRA-B, DUTS-TR, ECSSD, ...) in its layout."""
+
+    root: Optional[str] = option(None, "the data set's folder (required to train)")
+    image_dir: str = option("images", "image folder (relative to root)")
+    mask_dir: str = option("masks", "binary mask PNGs named like the images (>= 128: object)")
+    image_suffix: str = option(".jpg", "image file ending")
+    mask_suffix: str = option(".png", "mask file ending")
+    split: Optional[str] = option(None, "list file of ids (null: every image)")
+
+
+@dataclass
+class SaliencyTransforms(Section):
+    """``saliency.transforms``: the saliency network's augmentation."""
+
+    crop_size: int = option(224, "random square crop (padded with background)",
+                            check=positive_int)
+    scale_range: list = option([0.75, 1.25], "random rescaling factor in [a, b]", item=float,
+                               check=_scale_range)
+    flip: bool = option(True, "random horizontal flip")
+
+
+@dataclass
+class SaliencyConfig(Section):
+    """``saliency``: a class-agnostic saliency network, the background prior (a choice of ours)."""
+
+    data: SaliencyDataConfig = option(SaliencyDataConfig(), "its training data")
+    model: dict = option({"name": "saliency_resnet50", "pretrained": True},
+                         "name (a registered model, or SaliencyNet), pretrained, and keywords")
+    transforms: SaliencyTransforms = option(SaliencyTransforms(), "augmentation")
+    train: StageTrain = option(
+        StageTrain(iterations=8000, batch_size=16, lr=1e-3, weight_decay=5e-4, schedule="poly"),
+        "optimisation (ours: the paper takes DSS maps)",
+    )
+
+
+@dataclass
+class SaliencyMapsConfig(Section):
+    """``saliency_maps``: 8-bit saliency PNGs of the images of a split."""
+
+    split: Optional[str] = option(None, "split (null: data.train_split)")
+    weights: Optional[str] = option(None, "saliency weights (null: "
+                                    "{work_dir}/saliency/model.safetensors)")
+    input_size: Optional[int] = option(224, "images resized to this square size for the "
+                                       "network (null: original size)",
+                                       check=_optional_positive_int)
+    out_dir: Optional[str] = option(None, "output folder (null: data.saliency_dir, where "
+                                    "proxy-gt reads saliency)")
+
+
+@dataclass
+class EvaluateSaliencyConfig(Section):
+    """``evaluate_saliency``: MAE, maximum F-measure and S-measure of saliency maps."""
+
+    split: Optional[str] = option(None, "split (null: data.val_split)")
+    saliency_dir: Optional[str] = option(None, "saliency PNGs (null: data.saliency_dir)")
+    label_dir: Optional[str] = option(None, "masks: object where the label is a class "
+                                      "(null: data.eval_label_dir)")
+    out_dir: Optional[str] = option(None, "output folder (null: {work_dir}/evaluate_saliency)")
+
+
 @dataclass
 class Config(Section):
     """The whole pipeline configuration; every stage reads the sections it needs."""
@@ -263,6 +365,13 @@ class Config(Section):
     proxy: ProxyConfig = option(ProxyConfig(), "proxy ground truth")
     segmentation: SegmentationConfig = option(SegmentationConfig(), "segmentation network")
     evaluate: EvaluateConfig = option(EvaluateConfig(), "evaluation")
+    evaluate_maps: EvaluateMapsConfig = option(EvaluateMapsConfig(), "attention-map scores")
+    evaluate_labels: EvaluateLabelsConfig = option(EvaluateLabelsConfig(), "label scores")
+    cam: CamConfig = option(CamConfig(), "maps from any classifier")
+    saliency: SaliencyConfig = option(SaliencyConfig(), "saliency network")
+    saliency_maps: SaliencyMapsConfig = option(SaliencyMapsConfig(), "saliency maps")
+    evaluate_saliency: EvaluateSaliencyConfig = option(EvaluateSaliencyConfig(),
+                                                       "saliency scores")
 
     def merge(self, update: Mapping[str, Any], prefix: str = "") -> Config:
         """Merge ``update`` (see :meth:`Section.merge`) and convert the model sections' flags."""
@@ -278,8 +387,10 @@ class Config(Section):
     def check(self, prefix: str = "") -> None:
         """Check every key (:meth:`Section.check`) and the keys that depend on each other."""
         super().check(prefix)
-        for stage in ("attention", "segmentation"):
+        for stage in ("attention", "segmentation", "cam", "saliency"):
             model = getattr(self, stage).model
+            if stage == "cam" and not model:
+                continue  # the attention network's model
             if not isinstance(model.get("name"), str) or not model["name"]:
                 raise ValueError(
                     f"{stage}.model.name must be a model name, got {model.get('name')!r}"
@@ -291,192 +402,10 @@ class Config(Section):
                 )
         num_classes = self.data.num_classes
         for key in ("proxy.ignore_index", "segmentation.transforms.ignore_index"):
-            value = get_key(self, key)
+            section, leaf = key.rsplit(".", 1)
+            value = getattr(eval_path(self, section), leaf)
             if value <= num_classes:
                 raise ValueError(
                     f"{key} ({value}) clashes with a class id: labels are 0 (background) to "
                     f"{num_classes}; use a value in {num_classes + 1}..255 (VOC: 255)"
                 )
-
-
-#: The sections whose keys are free (passed to a constructor); only ``name`` and ``pretrained``
-#: are checked.
-OPEN_SECTIONS = ("attention.model", "segmentation.model")
-
-#: The defaults (the paper's hyper-parameters, SPEC section 1) as plain nested data.
-DEFAULTS: dict[str, Any] = Config().to_dict()
-
-
-# ------------------------------------------------------------------------------------ functions
-
-
-def _as_config(cfg: Config | Mapping[str, Any] | None) -> Config:
-    if isinstance(cfg, Config):
-        return cfg
-    return Config().merge(cfg or {})
-
-
-def merge_config(base: Config | Mapping[str, Any], update: Mapping[str, Any]) -> Config:
-    """Deep-merge ``update`` onto ``base`` (a :class:`Config` or a partial mapping).
-
-    Values are converted to the type of their key where unambiguous (``"1e-3"`` becomes ``0.001``
-    for a float key, as YAML 1.1 reads ``1e-3`` as a string).
-
-    Raises:
-        ValueError: For an unknown key (outside the open ``model`` sections) or a value of the
-            wrong type.
-
-    Example:
-        >>> merge_config(DEFAULTS, {"attention": {"train": {"lr": "1e-3"}}}).attention.train.lr
-        0.001
-    """
-    return _as_config(base).merge(update)
-
-
-def _looks_numeric(text: str) -> bool:
-    if "_" in text:  # float() accepts 1_000, YAML ids like 2007_000032 are not numbers
-        return False
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """Split ``"a.b=value"`` into the dotted key and the value read as YAML.
-
-    Example:
-        >>> parse_override("attention.train.lr_steps=[100, 200]")
-        ('attention.train.lr_steps', [100, 200])
-        >>> parse_override("data.saliency_dir=null")
-        ('data.saliency_dir', None)
-    """
-    if "=" not in text:
-        raise ValueError(f"override {text!r} must look like key=value (for example seed=1)")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    if not key or any(not part for part in key.split(".")):
-        raise ValueError(f"override {text!r} has an empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    if isinstance(value, str) and _looks_numeric(value) and value.strip().lower() not in (
-        "nan", "inf", "-inf", "+inf", "infinity"
-    ):
-        value = float(value)  # YAML 1.1 reads 1e-3 as a string
-    elif isinstance(value, (int, float)) and not isinstance(value, bool) and "_" in raw:
-        value = raw.strip()  # YAML 1.1 reads 2007_000032 (an image id) as the int 2007000032
-    return key, value
-
-
-def _nest(key: str, value: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    node = out
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
-
-
-def apply_overrides(cfg: Config | Mapping[str, Any], overrides: Iterable[str]) -> Config:
-    """Apply ``key=value`` overrides, in order, to ``cfg``.
-
-    Example:
-        >>> apply_overrides(DEFAULTS, ["seed=3"]).seed
-        3
-    """
-    out = _as_config(cfg)
-    for text in overrides:
-        key, value = parse_override(text)
-        out = out.merge(_nest(key, value))
-    return out
-
-
-def get_key(cfg: Config | Mapping[str, Any], key: str) -> Any:
-    """Read a dotted key.
-
-    Example:
-        >>> get_key(DEFAULTS, "attention.train.batch_size")
-        16
-    """
-    node: Any = cfg
-    for part in key.split("."):
-        try:
-            node = node[part]
-        except (KeyError, TypeError):
-            raise ValueError(f"unknown configuration key '{key}'") from None
-    return node
-
-
-def validate_config(cfg: Config | Mapping[str, Any]) -> Config:
-    """Check types, choices and ranges; raise ``ValueError`` naming the dotted key.
-
-    Example:
-        >>> validate_config(apply_overrides(DEFAULTS, ["proxy.w=-1"]))
-        Traceback (most recent call last):
-        ...
-        ValueError: proxy.w must be >= 0, got -1.0
-    """
-    config = _as_config(cfg)
-    config.check()
-    return config
-
-
-def resolve_config(
-    cfg: Config | Mapping[str, Any] | None = None, overrides: Iterable[str] = ()
-) -> Config:
-    """Merge a (possibly partial) configuration onto the defaults and check it.
-
-    This is what every stage function does with the configuration it is given.
-
-    Example:
-        >>> resolve_config({"seed": 1}).attention.train.iterations
-        25000
-    """
-    return validate_config(apply_overrides(_as_config(cfg), overrides))
-
-
-def load_config(
-    path: str | os.PathLike | None = None, overrides: Iterable[str] = ()
-) -> Config:
-    """Load a YAML recipe (``yaml.safe_load``), merge it onto the defaults, apply overrides.
-
-    Args:
-        path: A YAML file, or ``None`` for the defaults alone.
-        overrides: ``key=value`` strings, dotted keys, values read as YAML.
-
-    Returns:
-        The checked configuration.
-
-    Raises:
-        FileNotFoundError: If ``path`` does not exist.
-        ValueError: For a file that is not UTF-8 YAML, unknown keys or invalid values; the
-            message names the file.
-    """
-    if path is None:
-        return resolve_config({}, overrides)
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"configuration file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not a text (UTF-8) YAML file ({e.reason})") from None
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
-    try:
-        return resolve_config(data, overrides)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-
-
-def dump_config(cfg: Config | Mapping[str, Any], path: str | os.PathLike) -> None:
-    """Write ``cfg`` as YAML, atomically (the resolved configuration of a run)."""
-    data = cfg.to_dict() if isinstance(cfg, Section) else dict(cfg)
-    with atomic_write(path, "w") as f:
-        f.write(yaml.safe_dump(data, sort_keys=False))
