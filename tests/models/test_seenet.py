@@ -353,6 +353,20 @@ def test_head_dropout_and_initialisation():
     assert torch.any(default.head_a.convs[0].bias != 0)
 
 
+def test_erase_warmup_trains_s_a_alone_first():
+    model = tiny_model("seenet", erase_warmup=2).train()
+    for iteration, erasing in ((1, False), (2, False), (3, True)):
+        model.set_iteration(iteration)
+        out = model(IMAGES, LABELS)
+        assert (out.logits_b is not None) == erasing and (out.logits_c is not None) == erasing
+        if not erasing:
+            torch.testing.assert_close(model.loss(out, LABELS), bce(out.logits_a, LABELS).float())
+    model.set_iteration(1)
+    assert model.eval()(IMAGES, LABELS).logits_b is not None  # inference always erases
+    with pytest.raises(ValueError, match="erase_warmup"):
+        tiny_model("seenet", erase_warmup=-1)
+
+
 @pytest.mark.parametrize("mode", ["seenet", "cam"])
 def test_loss_reduction_batch_sums_over_classes(mode):
     model = tiny_model(mode, loss_reduction="batch")

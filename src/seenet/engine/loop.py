@@ -335,6 +335,7 @@ def fit(
     desc: str = "train",
     on_iteration: Callable[[int, float], None] | None = None,
     find_unused_parameters: bool = False,
+    before_step: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` for ``settings.iterations`` SGD steps.
 
@@ -357,6 +358,9 @@ def fit(
         on_iteration: Called as ``on_iteration(iteration, loss)`` after every step (after the
             checkpoint of that step was written).
         find_unused_parameters: Passed to DistributedDataParallel.
+        before_step: Called as ``before_step(iteration)`` before every step (1-based), also for
+            the first step after resuming: schedules that live in the model (e.g.
+            :meth:`seenet.SeeNet.set_iteration`).
 
     Returns:
         Summary: ``iterations``, ``final_loss`` (mean over the last logging window), ``seconds``,
@@ -376,6 +380,8 @@ def fit(
     model.train()
     try:
         for iteration in range(run.start + 1, settings.iterations + 1):
+            if before_step is not None:
+                before_step(iteration)
             loss = run.step(loss_fn, iteration)
             run.log(iteration, bar)
             run.checkpoint(iteration)

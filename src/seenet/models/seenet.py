@@ -123,6 +123,10 @@ class SeeNet(nn.Module):
         loss_reduction: ``"mean"``: each branch's binary cross-entropy is averaged over N·K;
             ``"batch"``: summed over the K classes and averaged over the N images, as Caffe's
             ``SigmoidCrossEntropyLoss`` normalises (K times larger).
+        erase_warmup: Train S_A alone for this many iterations before the erasing branches join
+            (a choice of ours, not in the paper: their masks then come from an S_A that already
+            localises). The training stage tells the model the iteration through
+            :meth:`set_iteration`; 0 (default) erases from the start, as the paper.
 
     Attributes:
         backbone: The feature extractor; ``backbone(images)`` returns (N, C, h, w).
@@ -169,6 +173,7 @@ class SeeNet(nn.Module):
         head_lr_mult: float = 10.0,
         bias_lr_mult: float = 1.0,
         loss_reduction: str = "mean",
+        erase_warmup: int = 0,
     ):
         super().__init__()
         self.erase_mode = check_choice(erase_mode, "erase_mode", ERASE_MODES)
@@ -186,6 +191,10 @@ class SeeNet(nn.Module):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         self.head_lr_mult, self.bias_lr_mult = float(head_lr_mult), float(bias_lr_mult)
+        if isinstance(erase_warmup, bool) or not isinstance(erase_warmup, int) or erase_warmup < 0:
+            raise ValueError(f"erase_warmup must be a non-negative integer, got {erase_warmup!r}")
+        self.erase_warmup = erase_warmup
+        self._erasing = erase_warmup == 0
         self.delta_bg = None if delta_bg is None else check_fraction(delta_bg, "delta_bg")
         self.acol_threshold = check_fraction(acol_threshold, "acol_threshold")
         self.normalize = check_choice(normalize, "normalize", ("max", "minmax"))
@@ -219,6 +228,14 @@ class SeeNet(nn.Module):
         self._modules["head_c"] = head() if has_c and not share_bc else None
         if pretrained is not False and pretrained is not None:
             self.load_pretrained(pretrained)
+
+    def set_iteration(self, iteration: int) -> None:
+        """Tell the model the training iteration (1-based) it is about to run.
+
+        With ``erase_warmup`` the erasing branches stay out of training (forward and loss) until
+        iteration ``erase_warmup + 1``; without it this does nothing.
+        """
+        self._erasing = iteration > self.erase_warmup
 
     @property
     def head_c(self) -> SelfErasingHead | None:
@@ -379,7 +396,7 @@ class SeeNet(nn.Module):
         """
         feats = self._features(images)
         out_a = self.head_a(feats)
-        if self.erase_mode == "cam":
+        if self.erase_mode == "cam" or (self.training and not self._erasing):
             return SeeNetOutput(out_a.logits, None, None, out_a.cams, None, None)
         if labels is None:
             if self.training:

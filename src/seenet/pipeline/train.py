@@ -65,7 +65,13 @@ def train_stage(
     settings = dataclasses.replace(section, seed=cfg.seed, num_workers=cfg.data.num_workers)
     if info.is_main:
         dump_config(cfg, out_dir / "config.yaml")
-    summary = fit(model, dataset, loss_fn, settings, out_dir, device=info.device, desc=stage)
+    # a model with a schedule of its own (SeeNet's erase_warmup) learns the iteration
+    before_step = getattr(model, "set_iteration", None)
+    summary = fit(
+        model, dataset, loss_fn, settings, out_dir, device=info.device, desc=stage,
+        before_step=before_step,
+        find_unused_parameters=bool(getattr(model, "erase_warmup", 0)),
+    )  # fmt: skip
     summary["num_images"] = len(dataset)
     if info.is_main:
         write_json(out_dir / "summary.json", summary)
