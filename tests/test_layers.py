@@ -23,7 +23,7 @@ LAYERS = {
     # weakly supervised algorithms on top of them
     "proxy": 1, "saliency": 1, "cam": 1, "crf": 1,
     # the pipeline: configuration, stages, the demo
-    "config": 2, "pipeline": 2, "stages": 2, "demo": 2,
+    "config": 2, "pipeline": 2, "stages": 2, "demo": 2, "ablate": 2, "_templates": 2,
     # the command line
     "cli": 3,
 }  # fmt: skip

@@ -150,7 +150,8 @@ def as_tensor(x: object, name: str) -> torch.Tensor:
         torch.float64
     """
     if isinstance(x, np.ndarray):
-        return torch.from_numpy(x)
+        # a read-only array (a decoded image's buffer) is copied: tensors share writable memory
+        return torch.from_numpy(x if x.flags.writeable else x.copy())
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
     return x

@@ -118,6 +118,9 @@ COMMANDS: dict[str, Command] = {
         "seenet.cli.make_synthetic", "write a synthetic data set in the VOC layout"
     ),
     "demo": Command("seenet.cli.demo", "run the whole pipeline on built-in synthetic data"),
+    "ablate": Command(
+        "seenet.cli.ablate", "the paper's Table 1 on built-in synthetic data, over seeds"
+    ),
 }  # fmt: skip
 
 _EPILOG = """\

@@ -2,14 +2,15 @@
 
 The paper's saliency maps come from a detector trained on MSRA-B, whose objects have nothing to
 do with PASCAL VOC's classes. This generator plays MSRA-B's part for the synthetic VOC data of
-:mod:`seenet.data.synthetic` and shares nothing with it: no vehicle outlines, none of its part
-colours or body palette, none of its sky, water, road or rails backgrounds, no stripe or dot
-textures. Every image holds one to three *salient* objects, random shapes (polygons, ellipses,
-stars, blobs) in saturated random colours with their own textures (solid with shading, checks,
-concentric rings, mottling), on a muted background (a linear or radial gradient, clouds or
-patchwork) that may hold faint shapes of low contrast, which are *not* salient and not in the
-mask. What makes an object salient here is what makes it salient in photographs: a compact shape
-that contrasts with its surroundings.
+:mod:`seenet.data.synthetic` and shares no class, part or context with it: no vehicle outlines,
+none of its part colours, none of its sky, water, road or rails backgrounds. Every image holds one
+to three *salient* objects, random shapes (polygons, ellipses, stars, blobs) in random colours of
+any saturation with a texture of their own (plain, shaded, stripes, checks, concentric rings,
+mottling), on a background that is smooth (a linear or radial gradient, clouds, patchwork) or
+textured (a grating, speckle, lines), muted or saturated, and may hold faint shapes of low contrast,
+which are *not* salient and not in the mask. Colour, saturation and texture are drawn alike for
+objects and backgrounds, so none of them alone marks an object: what makes an object salient here
+is what makes it salient in photographs, a compact shape that contrasts with its surroundings.
 
 The files follow the layout :class:`seenet.data.sod.SalientObjectDataset` reads by default::
 
@@ -54,9 +55,11 @@ __all__ = [
 #: Object outlines the generator draws.
 SOD_SHAPES: tuple[str, ...] = ("polygon", "ellipse", "star", "blob")
 #: Object textures.
-SOD_TEXTURES: tuple[str, ...] = ("shaded", "checks", "rings", "mottled")
-#: Background kinds.
-SOD_BACKGROUNDS: tuple[str, ...] = ("linear", "radial", "clouds", "patchwork")
+SOD_TEXTURES: tuple[str, ...] = ("shaded", "checks", "rings", "mottled", "plain", "stripes")
+#: Background kinds: smooth ones and textured ones, so that texture alone never says "object".
+SOD_BACKGROUNDS: tuple[str, ...] = (
+    "linear", "radial", "clouds", "patchwork", "grating", "speckle", "lines",
+)
 
 _STREAM = 0x50D  # keeps these random streams apart from seenet.data.synthetic's
 _MIN_CONTRAST = 70.0  # least RGB distance between an object's colour and the background under it
@@ -92,11 +95,20 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
     return np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
 
 
+def _grating(rng: np.random.Generator, size: int, period: tuple[float, float]) -> np.ndarray:
+    """A sinusoidal grating in [0, 1] at a random angle, period (pixels) and phase."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    angle = rng.uniform(0, np.pi)
+    t = (xx * np.cos(angle) + yy * np.sin(angle)) / rng.uniform(*period)
+    return 0.5 + 0.5 * np.sin(2 * np.pi * t + rng.uniform(0, 2 * np.pi))
+
+
 def _background(rng: np.random.Generator, kind: str, size: int) -> np.ndarray:
-    """A muted background, float32 ``(size, size, 3)`` in [0, 255]."""
+    """A background, float32 ``(size, size, 3)`` in [0, 255], muted or saturated."""
     hue = rng.random()
-    a = _hsv(hue, rng.uniform(0.05, 0.35), rng.uniform(0.35, 0.9))
-    b = _hsv(hue + rng.uniform(-0.25, 0.25), rng.uniform(0.05, 0.35), rng.uniform(0.35, 0.9))
+    saturation = rng.uniform(0.0, 0.8)
+    a = _hsv(hue, saturation, rng.uniform(0.3, 0.95))
+    b = _hsv(hue + rng.uniform(-0.25, 0.25), rng.uniform(0.0, 0.8), rng.uniform(0.3, 0.95))
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     if kind == "linear":
         angle = rng.uniform(0, 2 * np.pi)
@@ -111,6 +123,21 @@ def _background(rng: np.random.Generator, kind: str, size: int) -> np.ndarray:
     elif kind == "patchwork":
         levels = int(rng.integers(3, 5))
         t = np.floor(_smooth_noise(rng, size, 5) * levels) / (levels - 1)
+    elif kind == "grating":
+        t = _grating(rng, size, (3.0, 14.0)) * rng.uniform(0.3, 1.0)
+    elif kind == "speckle":
+        grain = int(rng.integers(1, 4))
+        t = np.asarray(Image.fromarray(rng.random((size // grain + 1,) * 2).astype(np.float32))
+                       .resize((size, size), Image.NEAREST), np.float32)  # fmt: skip
+        t = t * rng.uniform(0.3, 0.9)
+    elif kind == "lines":
+        spacing = rng.uniform(0.08, 0.3)
+        width = rng.uniform(0.01, 0.04)
+        angle = rng.uniform(0, np.pi)
+        u = np.mod(xx * np.cos(angle) + yy * np.sin(angle), spacing)
+        dashes = np.mod(-xx * np.sin(angle) + yy * np.cos(angle), rng.uniform(0.05, 0.2))
+        solid = rng.random() < 0.5
+        t = ((u < width) & (solid | (dashes < 0.06))).astype(np.float32)
     else:  # pragma: no cover - guarded by the caller
         raise ValueError(f"kind must be one of {SOD_BACKGROUNDS}, got {kind!r}")
     img = a * (1 - t[..., None]) + b * t[..., None]
@@ -173,22 +200,26 @@ def _texture(
         t = 0.5 + 0.5 * np.cos(2 * np.pi * np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2) / period)
     elif kind == "mottled":
         t = _smooth_noise(rng, size, max(4, size // 8))
+    elif kind == "plain":
+        t = rng.normal(0, 0.08, (size, size)).astype(np.float32)
+    elif kind == "stripes":
+        t = _grating(rng, size, (3.0, 9.0)) * rng.uniform(0.2, 0.7)
     else:  # pragma: no cover - guarded by the caller
         raise ValueError(f"kind must be one of {SOD_TEXTURES}, got {kind!r}")
     return (colour * (1 - t[..., None]) + second * t[..., None]).astype(np.float32)
 
 
 def _salient_colour(rng: np.random.Generator, under: np.ndarray) -> np.ndarray:
-    """A saturated colour far enough (RGB distance) from the background colour ``under``.
+    """A colour of any saturation far enough (RGB distance) from the background colour ``under``.
 
     Colours near the part colours of :mod:`seenet.data.synthetic` are never drawn, so that on
     that data a part's colour is no cue for "salient".
     """
     best, best_d = None, -1.0
     for _ in range(16):
-        colour = _hsv(rng.random(), rng.uniform(0.55, 1.0), rng.uniform(0.45, 1.0))
+        colour = _hsv(rng.random(), rng.uniform(0.0, 1.0), rng.uniform(0.3, 1.0))
         while np.linalg.norm(_VOC_PART_COLOURS - colour, axis=1).min() < _PART_DISTANCE:
-            colour = _hsv(rng.random(), rng.uniform(0.55, 1.0), rng.uniform(0.45, 1.0))
+            colour = _hsv(rng.random(), rng.uniform(0.0, 1.0), rng.uniform(0.3, 1.0))
         d = float(np.linalg.norm(colour - under))
         if d > best_d:
             best, best_d = colour, d
@@ -229,7 +260,7 @@ def render_sod_sample(rng: np.random.Generator, size: int = 112) -> SODSample:
     shapes = []
     for _ in range(n):
         kind = SOD_SHAPES[int(rng.integers(len(SOD_SHAPES)))]
-        radius = size * rng.uniform(0.16, 0.3) / np.sqrt(n)
+        radius = size * rng.uniform(0.16, 0.4) / np.sqrt(n)
         cx, cy = rng.uniform(0.2 * size + radius / 2, 0.8 * size - radius / 2, 2)
         region = _fill(size, _outline(rng, kind, cx, cy, radius))
         if not region.any():  # pragma: no cover - the radii keep shapes several pixels wide
