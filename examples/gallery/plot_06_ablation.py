@@ -116,26 +116,32 @@ except ValueError as error:
 #
 #     seenet demo --out demo-output          # about 10 minutes on 2 cores; --quick: under 3
 #
-# For all four settings, run the stages of :mod:`seenet.stages` with the demo's configuration
-# (:func:`seenet.demo.demo_config`: EfficientNet-Lite0 with the ImageNet weights of an installed
-# package, the built-in saliency), changing only ``erase_mode``; each writes under its own
-# ``work_dir``:
+# ``seenet ablate`` runs the paper's Table 1 on this data over several seeds: every setting
+# trained with the demo's settings on the same images, its maps and proxy labels scored, mean and
+# standard deviation over the seeds (:func:`seenet.ablate.run_ablation`):
+#
+# .. code-block:: bash
+#
+#     seenet ablate --out ablation --modes cam,acol,zero,seenet --seeds 0,1,2
+#
+# The same from Python, one setting at a time, with the stage functions of
+# :mod:`seenet.pipeline` and the demo's configuration (:func:`seenet.demo.demo_config`:
+# EfficientNet-Lite0 with the ImageNet weights of an installed package):
 #
 # .. code-block:: python
 #
-#     from seenet import stages
-#     from seenet.data.synthetic import make_synthetic_voc
-#     from seenet.demo import PRESETS, demo_config
+#     from pathlib import Path
+#
+#     from seenet import pipeline
+#     from seenet.demo import PRESETS, demo_config, make_data
 #
 #     settings = PRESETS["full"]
-#     make_synthetic_voc("synthetic", num_train=settings.num_train, num_val=settings.num_val,
-#                        size=settings.size)
+#     make_data(Path("synthetic"), settings, seed=0)
 #     for mode in ("cam", "acol", "zero", "seenet"):
-#         cfg = demo_config("synthetic", f"runs/synthetic_{mode}", mode, settings, weights=True)
-#         for stage in (stages.train_attention, stages.attention_maps, stages.proxy_gt,
-#                       stages.train_seg, stages.evaluate):
-#             summary = stage(cfg)
-#         print(mode, f"val mIoU {summary['miou']:.1%}")
+#         cfg = demo_config("synthetic", f"runs/synthetic_{mode}", mode, settings)
+#         pipeline.train_attention(cfg)
+#         pipeline.attention_maps(cfg)
+#         print(mode, f"attention mIoU {pipeline.evaluate_maps(cfg)['miou']:.1%}")
 #
 # On PASCAL VOC
 # -------------

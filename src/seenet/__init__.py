@@ -25,6 +25,7 @@ from ._version import __version__
 # public name -> module that defines it
 _LAZY = {
     "functional": None,
+    "cam": None,
     "crf": None,
     "metrics": None,
     "saliency": None,
@@ -33,6 +34,7 @@ _LAZY = {
     "TernaryMask": "seenet.modules",
     "SelfErasingHead": "seenet.models.heads",
     "SeeNet": "seenet.models.seenet",
+    "SaliencyNet": "seenet.models.saliency",
     "DeepLabLargeFOV": "seenet.models.deeplab",
     "segment": "seenet.models.deeplab",
     "proxy_ground_truth": "seenet.proxy",
