@@ -5,18 +5,19 @@ merged onto the paper's defaults) and returns a summary dict that is also writte
 the stage's outputs. The ``seenet`` command line (:mod:`seenet.cli`) is a thin table over these
 functions; the built-in demo calls the same functions.
 
-- ``train-attention``: :func:`~seenet.pipeline.train.train_attention` (``data``, ``attention``);
-- ``attention-maps``: :func:`~seenet.pipeline.maps.attention_maps` (``attention.model``,
+- ``train-attention``: :func:`seenet.pipeline.train_attention` (``data``, ``attention``);
+- ``attention-maps``: :func:`seenet.pipeline.attention_maps` (``attention.model``,
   ``maps``);
-- ``proxy-gt``: :func:`~seenet.pipeline.proxy.proxy_gt` (``proxy``);
-- ``train-seg``: :func:`~seenet.pipeline.train.train_seg` (``segmentation``);
-- ``evaluate``: :func:`~seenet.pipeline.evaluate.evaluate` (``segmentation.model``,
+- ``proxy-gt``: :func:`seenet.pipeline.proxy_gt` (``proxy``);
+- ``train-seg``: :func:`seenet.pipeline.train_seg` (``segmentation``);
+- ``evaluate``: :func:`seenet.pipeline.evaluate` (``segmentation.model``,
   ``evaluate``);
-- ``evaluate-maps`` and ``evaluate-labels``: :func:`~seenet.pipeline.evaluate.evaluate_maps`,
-  :func:`~seenet.pipeline.evaluate.evaluate_labels` (``evaluate_maps``, ``evaluate_labels``);
-- ``cam-maps``: :func:`~seenet.pipeline.maps.cam_maps` (``cam``): stored maps from any classifier;
+- ``evaluate-maps`` and ``evaluate-labels``: :func:`seenet.pipeline.evaluate_maps`,
+  :func:`seenet.pipeline.evaluate_labels` (``evaluate_maps``, ``evaluate_labels``);
+- ``cam-maps``: :func:`seenet.pipeline.cam_maps` (``cam``): stored maps from any classifier;
 - ``train-saliency``, ``saliency-maps``, ``evaluate-saliency``:
-  :mod:`seenet.pipeline.saliency` (``saliency``, ``saliency_maps``, ``evaluate_saliency``).
+  :func:`train_saliency`, :func:`saliency_maps`, :func:`evaluate_saliency` (``saliency``,
+  ``saliency_maps``, ``evaluate_saliency``).
 
 Every stage works under ``torchrun``: training uses DistributedDataParallel (``gloo`` on CPU,
 ``nccl`` on GPU), batch jobs (:func:`~seenet.pipeline._batch.run_batch_job`) split the images

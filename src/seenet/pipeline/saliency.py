@@ -49,7 +49,7 @@ def train_saliency(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) 
         overwrite: Train from scratch into a folder that holds another run.
 
     Returns:
-        Summary: as :func:`seenet.pipeline.train.train_attention`.
+        Summary: as :func:`seenet.pipeline.train_attention`.
     """
     cfg = resolve_config(cfg)
     info = init_distributed(cfg.device)
