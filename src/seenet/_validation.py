@@ -15,6 +15,7 @@ import torch
 
 __all__ = [
     "as_tensor",
+    "as_array",
     "as_label_tensor",
     "as_rgb_uint8",
     "check_tensor",
@@ -24,6 +25,8 @@ __all__ = [
     "check_choice",
     "check_same",
     "check_size",
+    "check_scales",
+    "check_rows",
     "check_count",
     "check_unit_range",
 ]
@@ -142,17 +145,39 @@ def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
     return value  # type: ignore[return-value]
 
 
-def as_tensor(x: object, name: str) -> torch.Tensor:
+def as_tensor(x: object, name: str, detach: bool = False) -> torch.Tensor:
     """A ``torch.Tensor`` or numpy array as a tensor (numpy arrays share their memory).
+
+    Args:
+        x: The value.
+        name: Argument name for the message.
+        detach: Detach a tensor from autograd (scores and data never need its graph).
 
     Example:
         >>> as_tensor(np.zeros(2), "maps").dtype
         torch.float64
     """
     if isinstance(x, np.ndarray):
+        x = np.ascontiguousarray(x)
         # a read-only array (a decoded image's buffer) is copied: tensors share writable memory
         return torch.from_numpy(x if x.flags.writeable else x.copy())
     if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    return x.detach() if detach else x
+
+
+def as_array(x: object, name: str) -> np.ndarray:
+    """A numpy array or tensor (detached, on the CPU; bfloat16 widened) as a numpy array.
+
+    Example:
+        >>> as_array(torch.ones(2, dtype=torch.bfloat16), "pred").dtype
+        dtype('float32')
+    """
+    if isinstance(x, torch.Tensor):
+        if x.dtype == torch.bfloat16:  # numpy has no bfloat16
+            x = x.float()
+        x = x.detach().cpu().numpy()
+    if not isinstance(x, np.ndarray):
         raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
     return x
 
@@ -204,22 +229,57 @@ def check_float(x: torch.Tensor, name: str) -> torch.Tensor:
     return x
 
 
-def check_size(size: object, name: str = "size") -> tuple[int, int] | None:
-    """``None`` or ``(H, W)`` with two positive ints.
+def check_size(
+    size: object, name: str = "size", default: tuple[int, int] | None = None
+) -> tuple[int, int] | None:
+    """An output size: ``None`` (``default``), a positive int (square) or ``(H, W)``.
 
     Example:
-        >>> check_size([4, 5])
-        (4, 5)
+        >>> check_size([4, 5]), check_size(3), check_size(None, default=(2, 2))
+        ((4, 5), (3, 3), (2, 2))
     """
     if size is None:
-        return None
+        return default
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+        return size, size
     if (
         not isinstance(size, (tuple, list))
         or len(size) != 2
         or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
     ):
-        raise ValueError(f"{name} must be None or (H, W) with two positive ints, got {size!r}")
+        raise ValueError(
+            f"{name} must be None, a positive int or (H, W) with two positive ints, got {size!r}"
+        )
     return int(size[0]), int(size[1])
+
+
+def check_scales(scales: object, name: str = "scales") -> tuple[float, ...]:
+    """A non-empty sequence of positive numbers, as floats.
+
+    Example:
+        >>> check_scales([1, 0.5])
+        (1.0, 0.5)
+    """
+    if isinstance(scales, (str, bytes)) or not isinstance(scales, Sequence) or not scales or any(
+        isinstance(s, bool) or not isinstance(s, (int, float)) or not s > 0 for s in scales
+    ):
+        raise ValueError(f"{name} must be a non-empty list of positive numbers, got {scales!r}")
+    return tuple(float(s) for s in scales)
+
+
+def check_rows(x: object, name: str, n: int, k: int | str = "K") -> torch.Tensor:
+    """A ``(N, K)`` tensor with one row per image (``n`` images; ``k`` fixed or free).
+
+    Example:
+        >>> check_rows(torch.zeros(2, 3), "labels", 2).shape
+        torch.Size([2, 3])
+    """
+    x = check_tensor(x, name, ("N", k))
+    if x.shape[0] != n:
+        raise ValueError(
+            f"{name} must have one row per image: got {x.shape[0]} rows for {n} images"
+        )
+    return x
 
 
 def check_count(value: object, name: str, minimum: int = 1) -> int:

@@ -43,6 +43,7 @@ import torch
 from PIL import Image
 
 from .._io import read_image_file
+from .._validation import check_size
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, _check_range, to_tensor
 from .voc import _resolve, load_image, read_split, sample_seed
 
@@ -106,18 +107,6 @@ def _resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
     return (np.asarray(image) >= MASK_THRESHOLD).astype(np.uint8)
 
 
-def _check_size(size: object, name: str) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    if isinstance(size, int) and not isinstance(size, bool):
-        size = (size, size)
-    if (
-        not isinstance(size, (tuple, list))
-        or len(size) != 2
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
-    ):
-        raise ValueError(f"{name} must be None, a positive int or (H, W), got {size!r}")
-    return int(size[0]), int(size[1])
 
 
 class SaliencyTrainTransform:
@@ -151,7 +140,7 @@ class SaliencyTrainTransform:
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
     ) -> None:
-        size = _check_size(crop_size, "crop_size")
+        size = check_size(crop_size, "crop_size")
         assert size is not None
         self.crop_size = size
         self.scale_range = _check_range(tuple(scale_range), "scale_range")
@@ -221,7 +210,7 @@ class SaliencyEvalTransform:
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
     ) -> None:
-        self.size = _check_size(size, "size")
+        self.size = check_size(size, "size")
         self.resize_mask = bool(resize_mask)
         self.mean, self.std = tuple(mean), tuple(std)
 

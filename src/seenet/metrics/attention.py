@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._validation import check_fraction
+from .._validation import as_label_tensor, as_tensor, check_fraction
 from .segmentation import ConfusionMatrix
 
 __all__ = ["THRESHOLDS", "AttentionSweep", "LabelScore"]
@@ -40,22 +40,13 @@ THRESHOLDS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
 _INV_255 = float(np.float32(1.0 / 255.0))
 
 
-def _as_tensor(x: object, name: str) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        x = np.ascontiguousarray(x)
-        return torch.from_numpy(x if x.flags.writeable else x.copy())
-    if isinstance(x, torch.Tensor):
-        return x.detach()
-    raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
 
 
 def _as_labels(x: object, name: str) -> torch.Tensor:
-    t = _as_tensor(x, name)
+    t = as_label_tensor(as_tensor(x, name, detach=True), name)
     if t.ndim != 2:
         raise ValueError(f"{name} must have shape (H, W), got {tuple(t.shape)}")
-    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"{name} must hold integer label ids, got {t.dtype}")
-    return t.long()
+    return t
 
 
 def _check_ids(t: torch.Tensor, name: str, k: int, ignore_index: int, ignore_word: str) -> None:
@@ -200,7 +191,7 @@ class AttentionSweep:
 
     # ------------------------------------------------------------------ accumulation
     def _maps(self, maps: object, n: int, shape: tuple[int, ...]) -> torch.Tensor:
-        m = _as_tensor(maps, "maps")
+        m = as_tensor(maps, "maps", detach=True)
         if m.ndim != 3 or m.shape[0] != n or tuple(m.shape[1:]) != shape:
             raise ValueError(
                 f"maps must have shape (L, H, W) = ({n}, {shape[0]}, {shape[1]}): one map per "
@@ -242,8 +233,9 @@ class AttentionSweep:
         target = _as_labels(target, "target")
         k = self.num_classes
         _check_ids(target, "target", k, self.ignore_index, "ignored")
-        cls = _as_tensor(
-            np.asarray(classes) if isinstance(classes, (list, tuple)) else classes, "classes"
+        cls = as_tensor(
+            np.asarray(classes) if isinstance(classes, (list, tuple)) else classes, "classes",
+            detach=True,
         )
         if cls.ndim != 1 or (cls.numel() and (cls.is_floating_point() or cls.dtype == torch.bool)):
             raise ValueError(

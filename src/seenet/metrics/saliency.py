@@ -39,6 +39,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._validation import as_array, check_fraction
+
 __all__ = [
     "SaliencyMeter",
     "binarize_ground_truth",
@@ -53,14 +55,6 @@ _EPS = np.spacing(1)  # pysodmetrics' (and MATLAB's) eps
 _LEVELS = 256
 
 
-def _as_array(x: object, name: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        if x.dtype == torch.bfloat16:  # numpy has no bfloat16
-            x = x.float()
-        x = x.detach().cpu().numpy()
-    if not isinstance(x, np.ndarray):
-        raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
-    return x
 
 
 def quantize_prediction(pred: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -81,7 +75,7 @@ def quantize_prediction(pred: torch.Tensor | np.ndarray) -> np.ndarray:
         >>> quantize_prediction(np.array([0.0, 0.5, 0.999, 1.0])).tolist()
         [0, 128, 255, 255]
     """
-    arr = _as_array(pred, "pred")
+    arr = as_array(pred, "pred")
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype.kind != "f":
@@ -136,7 +130,7 @@ def binarize_ground_truth(gt: torch.Tensor | np.ndarray) -> np.ndarray:
         >>> binarize_ground_truth(np.array([0, 1], np.uint8)).tolist()
         [False, True]
     """
-    arr = _as_array(gt, "gt")
+    arr = as_array(gt, "gt")
     if arr.dtype == np.bool_:
         return arr
     if arr.dtype.kind not in "uif":
@@ -227,10 +221,6 @@ def _s_measure(p: np.ndarray, g: np.ndarray, alpha: float) -> float:
     return float(np.maximum(0, obj * alpha + region * (1 - alpha)))
 
 
-def _check_unit(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-    return float(value)
 
 
 def _check_beta2(value: object) -> float:
@@ -308,7 +298,7 @@ def s_measure(
         >>> round(s_measure(gt.astype(np.float32), gt), 6)  # a perfect map
         1.0
     """
-    return _s_measure(*_pair(pred, gt, normalize), _check_unit(alpha, "alpha"))
+    return _s_measure(*_pair(pred, gt, normalize), check_fraction(alpha, "alpha"))
 
 
 class SaliencyMeter:
@@ -337,7 +327,7 @@ class SaliencyMeter:
         if not isinstance(normalize, bool):
             raise ValueError(f"normalize must be a bool, got {normalize!r}")
         self.beta2 = _check_beta2(beta2)
-        self.alpha = _check_unit(alpha, "alpha")
+        self.alpha = check_fraction(alpha, "alpha")
         self.normalize = normalize
         self.totals = torch.zeros(3 + _LEVELS, dtype=torch.float64)
 
@@ -356,8 +346,8 @@ class SaliencyMeter:
         Raises:
             ValueError: If shapes differ or values are out of range.
         """
-        p_all = _as_array(pred, "pred")
-        g_all = _as_array(gt, "gt")
+        p_all = as_array(pred, "pred")
+        g_all = as_array(gt, "gt")
         if p_all.shape != g_all.shape:
             raise ValueError(
                 f"pred and gt must have the same shape, got {p_all.shape} and {g_all.shape}"

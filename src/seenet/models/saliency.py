@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._io import save_state_dict_file
-from .._validation import check_choice, check_tensor
+from .._validation import check_choice, check_size, check_tensor
 from ._param_groups import make_param_groups
 from ._registry import register_model
 from .backbones import (
@@ -341,12 +341,7 @@ class SaliencyNet(nn.Module):
         Returns:
             float32 (N, H, W) or (N, H', W') in [0, 1].
         """
-        if size is not None and (
-            not isinstance(size, (tuple, list))
-            or len(size) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
-        ):
-            raise ValueError(f"size must be None or (H, W) with two positive ints, got {size!r}")
+        size = check_size(size)
         was_training = self.training
         self.eval()
         try:

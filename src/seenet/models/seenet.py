@@ -18,13 +18,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .._io import load_state_dict_file, save_state_dict_file
-from .._validation import check_choice, check_fraction, check_tensor, check_thresholds
+from .._io import save_state_dict_file
+from .._validation import (
+    check_choice,
+    check_fraction,
+    check_rows,
+    check_scales,
+    check_size,
+    check_tensor,
+    check_thresholds,
+)
 from ..functional import class_agnostic_attention, self_erase
 from ._param_groups import make_param_groups
-from ._pretrained import hub_state_dict, load_checked
 from ._registry import register_model
-from .backbones import TimmBackbone, create_backbone, load_backbone_weights
+from .backbones import create_backbone, load_pretrained_weights
 from .heads import HeadOutput, SelfErasingHead
 
 __all__ = [
@@ -258,30 +265,7 @@ class SeeNet(nn.Module):
             RuntimeError: If timm's weights cannot be downloaded.
             FileNotFoundError: If the file does not exist.
         """
-        if pretrained is True:
-            if not isinstance(self.backbone, TimmBackbone):
-                raise ValueError(
-                    "pretrained=True needs a timm backbone name; for a module backbone pass the "
-                    "path of a weights file"
-                )
-            name = self.backbone.model_name
-            load_backbone_weights(
-                self.backbone, hub_state_dict(name), f"timm's weights of {name!r}"
-            )
-            return
-        if not isinstance(pretrained, (str, os.PathLike)):
-            raise ValueError(
-                f"pretrained must be True or the path of a weights file, got {pretrained!r}"
-            )
-        state_dict = load_state_dict_file(pretrained)
-        if any(k.startswith(_HEAD_PREFIXES) for k in state_dict):
-            load_checked(self, state_dict, f"SeeNet checkpoint {os.fspath(pretrained)!r}")
-            return
-        if state_dict and all(k.startswith("backbone.") for k in state_dict):
-            state_dict = {k[len("backbone.") :]: v for k, v in state_dict.items()}
-        load_backbone_weights(
-            self.backbone, state_dict, f"backbone weights {os.fspath(pretrained)!r}"
-        )
+        load_pretrained_weights(self, pretrained, _HEAD_PREFIXES, "SeeNet")
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
         """Write the whole model's state dict (atomically; safetensors if the name says so).
@@ -295,11 +279,7 @@ class SeeNet(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def _check_labels(self, labels: object, n: int) -> torch.Tensor:
-        labels = check_tensor(labels, "labels", ("N", self.num_classes))
-        if labels.shape[0] != n:
-            raise ValueError(
-                f"labels must have one row per image: got {labels.shape[0]} rows for {n} images"
-            )
+        labels = check_rows(labels, "labels", n, self.num_classes)
         # multi-hot: every entry 0 or 1 (NaN fails too); one small check per batch, left out of
         # compiled graphs (it needs the values on the host)
         if (
@@ -489,27 +469,10 @@ class SeeNet(nn.Module):
         """
         images = check_tensor(images, "images", ("N", "C", "H", "W"))
         n = images.shape[0]
-        if size is None:
-            out_size = (int(images.shape[-2]), int(images.shape[-1]))
-        elif isinstance(size, int) and not isinstance(size, bool) and size > 0:
-            out_size = (size, size)
-        elif (
-            isinstance(size, (tuple, list))
-            and len(size) == 2
-            and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
-        ):
-            out_size = (int(size[0]), int(size[1]))
-        else:
-            raise ValueError(f"size must be None, a positive int or (H, W), got {size!r}")
+        out_size = check_size(size, default=(int(images.shape[-2]), int(images.shape[-1])))
         if not isinstance(flip, bool):
             raise ValueError(f"flip must be a bool, got {flip!r}")
-        if (
-            not isinstance(scales, (tuple, list))
-            or not scales
-            or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and s > 0
-                       for s in scales)
-        ):  # fmt: skip
-            raise ValueError(f"scales must be a non-empty list of positive numbers, got {scales!r}")
+        scales = check_scales(scales)
         if labels is not None:
             labels = self._check_labels(labels, n)
         # one backbone pass per scale (and view); the labels may need every view's scores first
