@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from ..config import Config, DataConfig
+from ..config import Config, DataConfig, resolve_config
 from ..data.saliency import SaliencyFolder
 from ..data.voc import VOCImageLabels, VOCSegmentation, load_image, read_split
 
-__all__ = ["DataLayout", "RunPaths"]
+__all__ = ["DataLayout", "RunPaths", "start"]
 
 
 @dataclass(frozen=True)
@@ -219,3 +219,19 @@ class RunPaths:
                                   / "model.safetensors"),
             evaluate_saliency=pick(cfg.evaluate_saliency.out_dir, work / "evaluate_saliency"),
         )
+
+
+def start(cfg: Any, data: bool = True) -> tuple[Config, Any, DataLayout | None, RunPaths]:
+    """What every stage does first: configuration, distributed context, data layout and paths.
+
+    ``data=False`` skips the data layout, for stages with data of their own.
+
+    Returns:
+        ``(cfg, info, layout, paths)``.
+    """
+    from ..engine import init_distributed
+
+    cfg = resolve_config(cfg)
+    info = init_distributed(cfg.device)
+    layout = DataLayout.from_config(cfg.data) if data else None
+    return cfg, info, layout, RunPaths.from_config(cfg)

@@ -26,6 +26,7 @@ from .._version import __version__
 
 __all__ = [
     "MANIFEST",
+    "claim_output",
     "TRAINING_OUTPUTS",
     "prepare_training",
     "file_digest",
@@ -243,3 +244,21 @@ def prepare_training(
     with atomic_write(path, "w") as f:
         json.dump(make_manifest(where, config, inputs), f, indent=2)
         f.write("\n")
+
+
+def claim_output(
+    out_dir: Path,
+    stage: str,
+    config: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+    outputs: Iterable[str],
+    info: Any,
+    overwrite: bool,
+) -> None:
+    """:func:`prepare_output` on every process (the main one writes), then wait for all."""
+    from ..engine import barrier
+
+    manifest = make_manifest(stage, config, inputs)
+    prepare_output(out_dir, manifest, outputs, overwrite=overwrite, where=stage,
+                   write=info.is_main)  # fmt: skip
+    barrier(info)

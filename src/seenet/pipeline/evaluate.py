@@ -13,16 +13,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import Config, resolve_config
+from ..config import Config
 from ..data.maps import load_maps
 from ..data.transforms import to_tensor
 from ..data.voc import load_label, save_label
-from ..engine import barrier, init_distributed
 from ..metrics import ConfusionMatrix
 from ..models import segment
 from ._batch import build_model, load_weights, overlay_ids, run_batch_job, write_json
-from ._layout import DataLayout, RunPaths
-from ._manifest import file_digest, make_manifest, manifest_digest, prepare_output
+from ._layout import DataLayout, start
+from ._manifest import claim_output, file_digest, manifest_digest
 
 __all__ = ["evaluate", "evaluate_maps", "evaluate_labels"]
 
@@ -63,10 +62,7 @@ def evaluate(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -> dic
         prediction and ground truth), ``num_images``, ``table`` (printable per-class table),
         ``seconds``, ``out_dir``.
     """
-    cfg = resolve_config(cfg)
-    info = init_distributed(cfg.device)
-    layout = DataLayout.from_config(cfg.data)
-    paths = RunPaths.from_config(cfg)
+    cfg, info, layout, paths = start(cfg)
     section, out_dir = cfg.evaluate, paths.evaluation
     if section.crf:
         from ..crf import dense_crf
@@ -79,10 +75,8 @@ def evaluate(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -> dic
     model.to(info.device).eval()
     config = {k: section[k] for k in ("split", "label_dir", "scales", "flip", "crf")}
     config["model"] = {k: v for k, v in cfg.segmentation.model.items() if k != "pretrained"}
-    manifest = make_manifest("evaluate", config, {"weights": file_digest(paths.eval_weights)})
-    prepare_output(out_dir, manifest, ("predictions", "overlays", "metrics.json"),
-                   overwrite=overwrite, where="evaluate", write=info.is_main)  # fmt: skip
-    barrier(info)
+    claim_output(out_dir, "evaluate", config, {"weights": file_digest(paths.eval_weights)},
+                 ("predictions", "overlays", "metrics.json"), info, overwrite)  # fmt: skip
     ignore = int(cfg.segmentation.transforms.ignore_index)
     cm = ConfusionMatrix(num_classes=num_labels, ignore_index=ignore)
 
@@ -183,10 +177,7 @@ def evaluate_maps(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -
     from ..metrics import AttentionSweep
     from ..viz import plot_curves, save_png
 
-    cfg = resolve_config(cfg)
-    info = init_distributed(cfg.device)
-    layout = DataLayout.from_config(cfg.data)
-    paths = RunPaths.from_config(cfg)
+    cfg, info, layout, paths = start(cfg)
     section, out_dir = cfg.evaluate_maps, paths.evaluate_maps
     maps_dir = Path(section.maps_dir) if section.maps_dir is not None else paths.maps
     if not maps_dir.is_dir():
@@ -196,10 +187,8 @@ def evaluate_maps(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -
     inputs = {"maps": manifest_digest(maps_dir) or str(maps_dir)}
     config = {"split": section.split, "label_dir": str(label_dir),
               "thresholds": list(section.thresholds)}  # fmt: skip
-    prepare_output(out_dir, make_manifest("evaluate-maps", config, inputs),
-                   ("scores.json", "curve.png"), overwrite=overwrite, where="evaluate-maps",
-                   write=info.is_main)  # fmt: skip
-    barrier(info)
+    claim_output(out_dir, "evaluate-maps", config, inputs, ("scores.json", "curve.png"), info,
+                 overwrite)  # fmt: skip
     sweep = AttentionSweep(layout.num_classes + 1, tuple(section.thresholds))
 
     def update(image_id: str, target: np.ndarray) -> None:
@@ -234,10 +223,7 @@ def evaluate_labels(cfg: Config | Mapping[str, Any], *, overwrite: bool = False)
     """
     from ..metrics import LabelScore
 
-    cfg = resolve_config(cfg)
-    info = init_distributed(cfg.device)
-    layout = DataLayout.from_config(cfg.data)
-    paths = RunPaths.from_config(cfg)
+    cfg, info, layout, paths = start(cfg)
     section, out_dir = cfg.evaluate_labels, paths.evaluate_labels
     labels_dir = Path(section.labels_dir) if section.labels_dir is not None else paths.proxy
     if not labels_dir.is_dir():
@@ -246,9 +232,7 @@ def evaluate_labels(cfg: Config | Mapping[str, Any], *, overwrite: bool = False)
     ids = layout.ids(section.split)
     inputs = {"labels": manifest_digest(labels_dir) or str(labels_dir)}
     config = {"split": section.split, "label_dir": str(label_dir)}
-    prepare_output(out_dir, make_manifest("evaluate-labels", config, inputs), ("scores.json",),
-                   overwrite=overwrite, where="evaluate-labels", write=info.is_main)  # fmt: skip
-    barrier(info)
+    claim_output(out_dir, "evaluate-labels", config, inputs, ("scores.json",), info, overwrite)
     score = LabelScore(layout.num_classes + 1)
 
     def update(image_id: str, target: np.ndarray) -> None:

@@ -10,13 +10,13 @@ import numpy as np
 import torch
 
 from .._io import atomic_write
-from ..config import Config, resolve_config
+from ..config import Config
 from ..data.maps import load_maps, save_maps
 from ..data.transforms import resize_image, to_tensor
-from ..engine import DistInfo, barrier, init_distributed
+from ..engine import DistInfo
 from ._batch import build_model, class_name, load_weights, overlay_ids, run_batch_job, write_json
-from ._layout import DataLayout, RunPaths
-from ._manifest import file_digest, make_manifest, prepare_output
+from ._layout import DataLayout, start
+from ._manifest import claim_output, file_digest
 
 __all__ = ["attention_maps", "cam_maps", "write_map_overlays"]
 
@@ -70,17 +70,18 @@ def _write_maps(
     layout: DataLayout,
     section: Any,
     out_dir: Path,
-    manifest: dict[str, Any],
+    provenance: tuple[dict[str, Any], dict[str, Any]],
     info: DistInfo,
     overwrite: bool,
     use_gt: bool,
 ) -> dict[str, Any]:
-    """Store the maps of every image of ``section.split`` (see :func:`attention_maps`)."""
+    """Store the maps of every image of ``section.split`` (see :func:`attention_maps`).
+
+    ``provenance`` is the ``(config, inputs)`` of the maps' ``run.json``.
+    """
     ids = layout.ids(section.split)
-    outputs = ("*.npz", "*.png", "overlays", "summary.json")
-    prepare_output(out_dir, manifest, outputs, overwrite=overwrite, where=stage,
-                   write=info.is_main)  # fmt: skip
-    barrier(info)
+    claim_output(out_dir, stage, *provenance, ("*.npz", "*.png", "overlays", "summary.json"),
+                 info, overwrite)  # fmt: skip
 
     def per_item(image_id: str, item: dict[str, Any]) -> None:
         labels = item["labels"]
@@ -145,10 +146,7 @@ def attention_maps(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) 
     Returns:
         Summary: ``total``, ``written``, ``skipped``, ``seconds``, ``out_dir``.
     """
-    cfg = resolve_config(cfg)
-    info = init_distributed(cfg.device)
-    layout = DataLayout.from_config(cfg.data)
-    paths = RunPaths.from_config(cfg)
+    cfg, info, layout, paths = start(cfg)
     section = cfg.maps
     model = build_model(cfg.attention.model, "attention", layout.num_classes, pretrained=False)
     load_weights(model, paths.maps_weights, "maps.weights")
@@ -158,15 +156,13 @@ def attention_maps(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) 
         "maps": {k: section[k] for k in ("input_size", "flip", "scales", "labels", "save_png")},
         "data": _data_keys(cfg),
     }
-    manifest = make_manifest(
-        "attention-maps", config, {"weights": file_digest(paths.maps_weights)}
-    )
+    provenance = (config, {"weights": file_digest(paths.maps_weights)})
 
     def compute(images: torch.Tensor, labels: torch.Tensor | None, size: tuple[int, int]):
         return model.attention_maps(images, labels, size=size, flip=section.flip,
                                     scales=section.scales)[0]  # fmt: skip
 
-    return _write_maps("attention-maps", compute, layout, section, paths.maps, manifest, info,
+    return _write_maps("attention-maps", compute, layout, section, paths.maps, provenance, info,
                        overwrite, use_gt=section.labels == "gt")  # fmt: skip
 
 
@@ -192,10 +188,7 @@ def cam_maps(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -> dic
     """
     from ..cam import class_maps, make_extractor
 
-    cfg = resolve_config(cfg)
-    info = init_distributed(cfg.device)
-    layout = DataLayout.from_config(cfg.data)
-    paths = RunPaths.from_config(cfg)
+    cfg, info, layout, paths = start(cfg)
     section = cfg.cam
     spec = section.model or cfg.attention.model
     model = build_model(spec, "cam", layout.num_classes, pretrained=False)
@@ -211,11 +204,11 @@ def cam_maps(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -> dic
     keys = ("method", "target_layer", "input_size", "flip", "scales", "save_png")
     config = {"model": _model_keys(spec), "cam": {k: section[k] for k in keys},
               "data": _data_keys(cfg)}  # fmt: skip
-    manifest = make_manifest("cam-maps", config, {"weights": file_digest(paths.cam_weights)})
+    provenance = (config, {"weights": file_digest(paths.cam_weights)})
 
     def compute(images: torch.Tensor, labels: torch.Tensor | None, size: tuple[int, int]):
         return class_maps(extractor, images, labels, size=size, flip=section.flip,
                           scales=section.scales)[0]  # fmt: skip
 
-    return _write_maps("cam-maps", compute, layout, section, paths.cam_maps, manifest, info,
+    return _write_maps("cam-maps", compute, layout, section, paths.cam_maps, provenance, info,
                        overwrite, use_gt=True)  # fmt: skip

@@ -9,16 +9,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import Config, ProxyConfig, resolve_config
+from ..config import Config, ProxyConfig
 from ..data.maps import load_maps
 from ..data.saliency import SaliencyFolder
 from ..data.voc import load_label, save_label
-from ..engine import barrier, init_distributed
 from ..proxy import proxy_ground_truth_from_maps
 from ..saliency import frequency_tuned_saliency
 from ._batch import label_name, overlay_ids, run_batch_job, write_json
-from ._layout import DataLayout, RunPaths
-from ._manifest import make_manifest, manifest_digest, prepare_output
+from ._layout import DataLayout, start
+from ._manifest import claim_output, manifest_digest
 
 __all__ = ["proxy_gt", "write_label_overlays"]
 
@@ -94,10 +93,7 @@ def proxy_gt(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -> dic
         Summary: ``total``, ``written``, ``skipped``, ``seconds``, ``out_dir``, ``class_pixels``
         (fraction of labelled pixels per label id over the written images).
     """
-    cfg = resolve_config(cfg)
-    info = init_distributed(cfg.device)
-    layout = DataLayout.from_config(cfg.data)
-    paths = RunPaths.from_config(cfg)
+    cfg, info, layout, paths = start(cfg)
     section = cfg.proxy
     maps_dir, out_dir = paths.proxy_maps, paths.proxy
     if not maps_dir.is_dir():
@@ -108,10 +104,8 @@ def proxy_gt(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -> dic
     config["data"] = {k: cfg.data[k] for k in ("saliency_dir", "image_dir", "image_suffix",
                                                "num_classes")}  # fmt: skip
     inputs = {"maps": manifest_digest(maps_dir) or str(maps_dir)}
-    prepare_output(out_dir, make_manifest("proxy-gt", config, inputs),
-                   ("*.png", "overlays", "summary.json"), overwrite=overwrite, where="proxy-gt",
-                   write=info.is_main)  # fmt: skip
-    barrier(info)
+    claim_output(out_dir, "proxy-gt", config, inputs, ("*.png", "overlays", "summary.json"), info,
+                 overwrite)  # fmt: skip
     summary = run_batch_job(
         ids, lambda image_id, counts: {"counts": counts}, info, desc="proxy ground truth",
         load=_ProxyLabel(layout, section, maps_dir, out_dir),

@@ -19,16 +19,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..config import Config, resolve_config
+from ..config import Config
 from ..data.saliency import SaliencyFolder, save_saliency
 from ..data.sod import SaliencyTrainTransform, SalientObjectDataset
 from ..data.transforms import resize_image, to_tensor
 from ..data.voc import load_label
-from ..engine import barrier, init_distributed
 from ..saliency import frequency_tuned_saliency
 from ._batch import build_model, load_weights, run_batch_job, write_json
-from ._layout import DataLayout, RunPaths
-from ._manifest import file_digest, make_manifest, manifest_digest, prepare_output
+from ._layout import DataLayout, start
+from ._manifest import claim_output, file_digest, manifest_digest
 from .train import guard_training, train_stage
 
 __all__ = ["train_saliency", "saliency_maps", "evaluate_saliency"]
@@ -51,8 +50,7 @@ def train_saliency(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) 
     Returns:
         Summary: as :func:`seenet.pipeline.train_attention`.
     """
-    cfg = resolve_config(cfg)
-    info = init_distributed(cfg.device)
+    cfg, info, _, paths = start(cfg, data=False)
     section = cfg.saliency
     data = section.data
     if data.root is None:
@@ -73,9 +71,10 @@ def train_saliency(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) 
     def loss_fn(net: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
         return model.loss(net(batch["image"]), batch["mask"])
 
-    out_dir = RunPaths.from_config(cfg).saliency
-    guard_training(cfg, "saliency", out_dir, info, overwrite)
-    return train_stage(cfg, "saliency", section.train, dataset, model, loss_fn, out_dir, info)
+    guard_training(cfg, "saliency", paths.saliency, info, overwrite)
+    return train_stage(
+        cfg, "saliency", section.train, dataset, model, loss_fn, paths.saliency, info
+    )
 
 
 def _maps_dir(layout: DataLayout, out_dir: str | None, key: str) -> Path:
@@ -118,10 +117,7 @@ def saliency_maps(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -
     Returns:
         Summary: ``total``, ``written``, ``skipped``, ``seconds``, ``out_dir``.
     """
-    cfg = resolve_config(cfg)
-    info = init_distributed(cfg.device)
-    layout = DataLayout.from_config(cfg.data)
-    paths = RunPaths.from_config(cfg)
+    cfg, info, layout, paths = start(cfg)
     section = cfg.saliency_maps
     out_dir = _maps_dir(layout, section.out_dir, "saliency_maps.out_dir")
     model = build_model(cfg.saliency.model, "saliency", None, pretrained=False)
@@ -130,11 +126,8 @@ def saliency_maps(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -
     model_keys = {k: v for k, v in cfg.saliency.model.items() if k != "pretrained"}
     config = {"model": model_keys, "input_size": section.input_size,
               "data": {k: cfg.data[k] for k in ("image_dir", "image_suffix")}}  # fmt: skip
-    manifest = make_manifest("saliency-maps", config,
-                             {"weights": file_digest(paths.saliency_weights)})  # fmt: skip
-    prepare_output(out_dir, manifest, ("*.png", "summary.json"), overwrite=overwrite,
-                   where="saliency-maps", write=info.is_main)  # fmt: skip
-    barrier(info)
+    claim_output(out_dir, "saliency-maps", config, {"weights": file_digest(paths.saliency_weights)},
+                 ("*.png", "summary.json"), info, overwrite)  # fmt: skip
 
     def per_item(image_id: str, item: dict[str, Any]) -> None:
         with torch.no_grad():
@@ -191,10 +184,7 @@ def evaluate_saliency(
     """
     from ..metrics import SaliencyMeter
 
-    cfg = resolve_config(cfg)
-    info = init_distributed(cfg.device)
-    layout = DataLayout.from_config(cfg.data)
-    paths = RunPaths.from_config(cfg)
+    cfg, info, layout, paths = start(cfg)
     section, out_dir = cfg.evaluate_saliency, paths.evaluate_saliency
     folder = None
     source = "frequency-tuned (built in)"
@@ -207,9 +197,7 @@ def evaluate_saliency(
     ids = layout.ids(section.split, layout.val_split)
     inputs = {"saliency": (manifest_digest(folder.root) if folder else None) or source}
     config = {"split": section.split, "label_dir": str(label_dir)}
-    prepare_output(out_dir, make_manifest("evaluate-saliency", config, inputs), ("scores.json",),
-                   overwrite=overwrite, where="evaluate-saliency", write=info.is_main)  # fmt: skip
-    barrier(info)
+    claim_output(out_dir, "evaluate-saliency", config, inputs, ("scores.json",), info, overwrite)
     meter = SaliencyMeter()
 
     def per_item(image_id: str, pair: tuple[np.ndarray, np.ndarray]) -> None:

@@ -11,11 +11,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import Config, StageTrain, dump_config, resolve_config
+from ..config import Config, StageTrain, dump_config
 from ..data.transforms import AttentionTrainTransform, SegmentationTrainTransform
-from ..engine import DistInfo, barrier, fit, init_distributed
+from ..engine import DistInfo, barrier, fit
 from ._batch import build_model, write_json
-from ._layout import DataLayout, RunPaths
+from ._layout import start
 from ._manifest import manifest_digest, prepare_training
 
 __all__ = ["train_attention", "train_seg", "train_stage"]
@@ -99,9 +99,7 @@ def train_attention(cfg: Config | Mapping[str, Any], *, overwrite: bool = False)
         Summary: ``iterations``, ``final_loss``, ``seconds``, ``images_per_second``, ``weights``
         (path of ``model.safetensors``), ``out_dir``, ``resumed_from`` (iteration or ``None``).
     """
-    cfg = resolve_config(cfg)
-    info = init_distributed(cfg.device)
-    layout = DataLayout.from_config(cfg.data)
+    cfg, info, layout, paths = start(cfg)
     section = cfg.attention
     dataset = layout.image_labels(
         transform=AttentionTrainTransform(**section.transforms.to_dict()), seed=cfg.seed
@@ -113,9 +111,10 @@ def train_attention(cfg: Config | Mapping[str, Any], *, overwrite: bool = False)
         output = net(batch["image"], batch["labels"])
         return model.loss(output, batch["labels"])
 
-    out_dir = RunPaths.from_config(cfg).attention
-    guard_training(cfg, "attention", out_dir, info, overwrite)
-    return train_stage(cfg, "attention", section.train, dataset, model, loss_fn, out_dir, info)
+    guard_training(cfg, "attention", paths.attention, info, overwrite)
+    return train_stage(
+        cfg, "attention", section.train, dataset, model, loss_fn, paths.attention, info
+    )
 
 
 def train_seg(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -> dict[str, Any]:
@@ -134,11 +133,8 @@ def train_seg(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -> di
     Returns:
         Summary: as :func:`train_attention`.
     """
-    cfg = resolve_config(cfg)
-    info = init_distributed(cfg.device)
-    layout = DataLayout.from_config(cfg.data)
+    cfg, info, layout, paths = start(cfg)
     section = cfg.segmentation
-    paths = RunPaths.from_config(cfg)
     label_dir = paths.seg_labels.resolve()
     if not label_dir.is_dir():
         raise FileNotFoundError(
