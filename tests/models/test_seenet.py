@@ -27,6 +27,9 @@ def tiny_backbone(channels: int = 8) -> nn.Module:
 
 
 def tiny_model(mode: str = "seenet", **kwargs) -> SeeNet:
+    # the references below are the paper's C-ReLU: max(F, 0) times the masks ("crelu"); the
+    # tiny backbone ends in a convolution, so its features are signed and the policy matters
+    kwargs.setdefault("feature_policy", "crelu")
     model = SeeNet(tiny_backbone(), num_classes=K, erase_mode=mode, hidden_channels=6, **kwargs)
     # larger weights than the authors' 0.01 so that every branch gives distinct, non-trivial maps
     with torch.no_grad():
@@ -294,6 +297,10 @@ def test_feature_policy_relu_rectifies_every_branch(mode):
         m = ref_erasing_map(out.cams_a.detach(), LABELS).float()
         x_b, _ = ref_inputs(feats, m, mode)
         torch.testing.assert_close(seen["head_b"], x_b)
+
+
+def test_default_feature_policy_is_linear():
+    assert SeeNet(tiny_backbone(), num_classes=K, hidden_channels=4).feature_policy == "linear"
 
 
 def test_feature_policies_agree_on_non_negative_features():

@@ -114,11 +114,13 @@ class SeeNet(nn.Module):
         share_bc: S_C uses S_B's head (``head_c is head_b``), so S_C's all-zero target trains
             S_B's weights; the authors' released network names S_B's parameters, which in Caffe
             only matters for sharing (SPEC 1b).
-        feature_policy: What the branches read. ``"crelu"`` (the paper's text): S_A reads ``F``,
-            S_B and S_C read ``max(F, 0)`` times their masks. ``"linear"``: the masks multiply
-            ``F`` itself, so every branch reads the same features (identical to ``"crelu"`` on
-            non-negative features such as VGG16's conv5_3). ``"relu"``: every branch, S_A
-            included, reads ``max(F, 0)``.
+        feature_policy: What the branches read. ``"linear"`` (default, a choice of ours measured
+            in the design notes): the masks multiply ``F`` itself, so every branch reads the same
+            features; on non-negative features such as VGG16's conv5_3 (after its ReLU) this is
+            exactly the paper's C-ReLU. ``"crelu"`` (the paper's text taken literally): S_A reads
+            ``F``, S_B and S_C read ``max(F, 0)`` times their masks, which on a backbone whose
+            level is not post-activation hides half of what S_A sees from them. ``"relu"``: every
+            branch, S_A included, reads ``max(F, 0)``.
         test_delta_high: ``δh`` of S_B's ternary mask in :meth:`attention_maps` (``None``: the
             training value; the authors' deploy network uses 0.8).
         test_delta_low: ``δl`` in :meth:`attention_maps` (``None``: the training value; the
@@ -174,7 +176,7 @@ class SeeNet(nn.Module):
         init_std: float | None = 0.01,
         backbone_kwargs: dict[str, Any] | None = None,
         share_bc: bool = False,
-        feature_policy: str = "crelu",
+        feature_policy: str = "linear",
         test_delta_high: float | None = None,
         test_delta_low: float | None = None,
         head_lr_mult: float = 10.0,
