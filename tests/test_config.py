@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
 import yaml
 
+from seenet import SeeNet
 from seenet.config import (
     DEFAULTS,
     apply_overrides,
@@ -159,7 +161,15 @@ def test_recipe_holds_the_paper_values(path):
     assert model["name"] == "seenet_vgg16" and model["pretrained"] is True
     assert model["delta_high"] == 0.7 and model["delta_low"] == 0.05
     assert model["hidden_channels"] == 512 and model["num_convs"] == 3
-    assert "delta_bg" not in model  # (delta_high + delta_low) / 2, the model's default
+    assert model["delta_bg"] is None  # (delta_high + delta_low) / 2, the model's default
+    # the recipe states every option of SeeNet's method, each at the library's default (the
+    # same defaults serve the recipe and the demo)
+    params = inspect.signature(SeeNet).parameters
+    stated = set(model) - {"name", "pretrained", "erase_mode", "acol_threshold"}
+    assert stated <= set(params)
+    options = {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY} - {"backbone_kwargs"}
+    for key in options | {"normalize", "delta_bg"}:
+        assert key in model and model[key] == params[key].default, f"attention.model.{key}"
     assert raw["data"]["train_split"] == "train_aug" and raw["data"]["val_split"] == "val"
     assert raw["maps"]["input_size"] == 224 and raw["maps"]["flip"] is True
     assert raw["proxy"]["w"] == 1.0
