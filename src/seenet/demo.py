@@ -119,6 +119,7 @@ class DemoSettings:
     seg_hidden_channels: int = 128
     seg_dilation: int = 4
     seg_dropout: float = 0.0
+    seg_feature_index: int | None = None
     figures: int = 4
     num_workers: int = 0
     channels_last: bool = True
@@ -210,6 +211,7 @@ def demo_config(
                 "name": "deeplab_largefov_efficientnet_lite0", "pretrained": pretrained,
                 "num_classes": 21, "hidden_channels": s.seg_hidden_channels,
                 "dilation": s.seg_dilation, "dropout": s.seg_dropout,
+                "feature_index": s.seg_feature_index,
             },
             "transforms": {"scale_range": [0.75, 1.25], "crop_size": s.size, "flip": True},
             "train": section(s.seg_iterations, batch_size=s.seg_batch, lr=s.seg_lr,

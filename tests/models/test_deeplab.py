@@ -181,6 +181,35 @@ def test_timm_backbone_at_output_stride_8():
         model(torch.randn(3, 16, 16))
 
 
+def test_feature_index_taps_a_stride_8_level(tmp_path):
+    # resnet18's levels have strides 2, 4, 8, 16, 32: level 2 is tapped, the stages after it
+    # are gone, and ImageNet weights of the full model load into what is left
+    model = DeepLabLargeFOV(num_classes=4, backbone="resnet18", feature_index=2).eval()
+    assert model.classifier.fc6.in_channels == 128
+    assert not any(k.startswith("body.layer3") for k in model.backbone.state_dict())
+    out = model(torch.randn(2, 3, 65, 49))
+    assert out.shape == (2, 4, 9, 7) and torch.isfinite(out).all()
+    full = timm.create_model("resnet18").state_dict()
+    path = tmp_path / "resnet18.safetensors"
+    save_state_dict_file(full, path)
+    loaded = DeepLabLargeFOV(num_classes=4, backbone="resnet18", feature_index=2, pretrained=path)
+    assert torch.equal(loaded.backbone.body.conv1.weight, full["conv1.weight"])
+    assert torch.equal(loaded.backbone.body.layer2[0].conv1.weight, full["layer2.0.conv1.weight"])
+    # a whole checkpoint of this network loads back
+    whole = tmp_path / "whole.safetensors"
+    save_state_dict_file(loaded.state_dict(), whole)
+    again = DeepLabLargeFOV(num_classes=4, backbone="resnet18", feature_index=2, pretrained=whole)
+    assert torch.equal(again.classifier.fc8.weight, loaded.classifier.fc8.weight)
+    # a deeper level runs dilated at output stride 8; a stride-4 level is refused
+    assert DeepLabLargeFOV(backbone="resnet18", feature_index=3).backbone.reduction == 8
+    with pytest.raises(ValueError, match="stride 4"):
+        DeepLabLargeFOV(backbone="resnet18", feature_index=1)
+    with pytest.raises(ValueError, match="feature_index must be in"):
+        DeepLabLargeFOV(backbone="resnet18", feature_index=9)
+    with pytest.raises(ValueError, match="timm backbones only"):
+        DeepLabLargeFOV(backbone="vgg16", feature_index=2)
+
+
 def test_registered_resnet101_shapes():
     with torch.device("meta"):
         model = deeplab_largefov_resnet101()

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from .._io import load_state_dict_file
 from ._param_groups import make_param_groups
+from .backbones import TimmBackbone, load_backbone_weights
 from ._pretrained import hub_state_dict, load_checked
 from ._registry import register_model
 
@@ -85,6 +86,7 @@ class LargeFOVClassifier(nn.Sequential):
         hidden_channels: int = 1024,
         dilation: int = 12,
         dropout: float = 0.5,
+        feature_index: int | None = None,
     ) -> None:
         super().__init__(
             OrderedDict(
@@ -207,6 +209,11 @@ class DeepLabLargeFOV(nn.Module):
         hidden_channels: Width of fc6 and fc7 (1024).
         dilation: Dilation of fc6 (12).
         dropout: Dropout after fc6 and fc7 (0.5).
+        feature_index: For a timm backbone, the feature level the classifier reads. ``None``
+            (DeepLab): the deepest level, its later stages dilated to keep output stride 8.
+            An index (negative counts from the deepest level) whose stride is 8 taps that level
+            and drops the stages after it: much cheaper, with a shallower feature (a choice of
+            ours for the built-in demo on a CPU, not DeepLab's network).
 
     Shape:
         - input: :math:`(N, 3, H, W)`
@@ -226,6 +233,7 @@ class DeepLabLargeFOV(nn.Module):
         hidden_channels: int = 1024,
         dilation: int = 12,
         dropout: float = 0.5,
+        feature_index: int | None = None,
     ) -> None:
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -236,9 +244,27 @@ class DeepLabLargeFOV(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.num_classes = num_classes
         self.backbone_name = backbone
+        self.feature_index = feature_index
         if backbone == "vgg16":
+            if feature_index is not None:
+                raise ValueError(
+                    f"feature_index applies to timm backbones only, got {feature_index!r} "
+                    "with backbone='vgg16'"
+                )
             self.backbone: nn.Module = _vgg16_largefov_features()
             in_channels = 512
+        elif feature_index is not None:
+            import timm
+
+            if not timm.is_model(backbone):
+                raise ValueError(f"backbone must be 'vgg16' or a timm model name, got {backbone!r}")
+            self.backbone = TimmBackbone(backbone, feature_index, output_stride=8)
+            if self.backbone.reduction != 8:
+                raise ValueError(
+                    f"feature_index {feature_index} of {backbone!r} has stride "
+                    f"{self.backbone.reduction}; DeepLab-LargeFOV needs a level of stride 8"
+                )
+            in_channels = self.backbone.out_channels
         else:
             import timm
 
@@ -309,6 +335,9 @@ class DeepLabLargeFOV(nn.Module):
             own = self.state_dict()
             converted.update({k: own[k] for k in own if k.startswith("classifier.fc8.")})
             load_checked(self, converted, what)
+            return
+        if isinstance(self.backbone, TimmBackbone):
+            load_backbone_weights(self.backbone, state_dict, what)
             return
         prefixes = _classifier_prefixes(self.backbone_name)
         own_keys = set(self.backbone.state_dict())
