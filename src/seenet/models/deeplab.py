@@ -23,9 +23,9 @@ import torch.nn.functional as F
 
 from .._io import load_state_dict_file
 from ._param_groups import make_param_groups
-from .backbones import TimmBackbone, load_backbone_weights
 from ._pretrained import hub_state_dict, load_checked
 from ._registry import register_model
+from .backbones import TimmBackbone, load_backbone_weights
 
 __all__ = [
     "DeepLabLargeFOV",
