@@ -26,7 +26,7 @@ paper's Table 1 on the same data, over several seeds, is ``seenet ablate`` (:mod
 The output folder receives ``metrics.json``::
 
     {"attention": {"cam": {"miou", "threshold"}, "seenet": {...}},
-     "proxy_gt": {"cam": {"miou"}, "seenet": {"miou"}},
+     "proxy_gt": {"cam": {"miou", "miou_frequency_tuned"}, "seenet": {...}},
      "segmentation": {"miou", "cam_miou", "floor_miou"},
      "saliency": {"trained": {"mae", "max_f"}, "frequency_tuned": {"mae", "max_f"}}}
 
@@ -312,6 +312,14 @@ def run_mode(
     out = {"attention": pipeline.evaluate_maps(cfg)}
     pipeline.proxy_gt(cfg)
     out["proxy_gt"] = pipeline.evaluate_labels(cfg)
+    if saliency_dir is not None:  # the same maps with the built-in saliency, for comparison
+        ft = {**cfg, "data": {**cfg["data"], "saliency_dir": None},
+              "proxy": {"out_dir": os.fspath(work / "proxy_gt_frequency_tuned")},
+              "evaluate_labels": {**cfg["evaluate_labels"],
+                                  "labels_dir": os.fspath(work / "proxy_gt_frequency_tuned"),
+                                  "out_dir": os.fspath(work / "evaluate_labels_frequency_tuned")}}
+        pipeline.proxy_gt(ft)
+        out["proxy_gt_frequency_tuned"] = pipeline.evaluate_labels(ft)
     if segmentation:
         pipeline.train_seg(cfg)
         out["segmentation"] = pipeline.evaluate(
@@ -496,7 +504,9 @@ def run_demo(
     metrics = {
         "attention": {m: {"miou": r["attention"]["miou"], "threshold": r["attention"]["threshold"]}
                       for m, r in results.items()},
-        "proxy_gt": {m: {"miou": r["proxy_gt"]["miou"]} for m, r in results.items()},
+        "proxy_gt": {m: {"miou": r["proxy_gt"]["miou"],
+                         "miou_frequency_tuned": r["proxy_gt_frequency_tuned"]["miou"]}
+                     for m, r in results.items()},
         "segmentation": {
             "miou": results["seenet"]["segmentation"]["miou"],
             "cam_miou": results["cam"]["segmentation"]["miou"],
@@ -523,6 +533,8 @@ def run_demo(
         "bg_cam": _pct(cam["attention"]["background_coverage"]),
         "bg_seenet": _pct(see["attention"]["background_coverage"]),
         "proxy_cam": _pct(cam["proxy_gt"]["miou"]), "proxy_seenet": _pct(see["proxy_gt"]["miou"]),
+        "proxy_ft_cam": _pct(cam["proxy_gt_frequency_tuned"]["miou"]),
+        "proxy_ft_seenet": _pct(see["proxy_gt_frequency_tuned"]["miou"]),
         "seg_cam": _pct(cam["segmentation"]["miou"]),
         "seg_seenet": _pct(see["segmentation"]["miou"]), "floor": _pct(floor),
         "sal_mae": f"{saliency['trained']['mae']:.3f}",
