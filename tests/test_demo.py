@@ -147,7 +147,10 @@ def test_ablation_writes_its_tables_and_continues(tmp_path):
         assert {"attention", "proxy_gt", "context_share", "object_coverage",
                 "background_coverage"} <= set(run)  # fmt: skip
         assert 0.0 <= run["context_share"] <= 1.0
+        assert set(run["proxy_gt"]) == {"miou", "miou_frequency_tuned"}
     assert set(result["summary"]) == {"cam", "seenet"}
+    assert result["summary"]["cam"]["proxy_gt_frequency_tuned_miou_mean"] == pytest.approx(
+        result["runs"][0]["proxy_gt"]["miou_frequency_tuned"])
     saved = json.loads((tmp_path / "ablation.json").read_text())
     assert saved["summary"] == result["summary"]
     md = (tmp_path / "ablation.md").read_text()

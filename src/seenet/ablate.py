@@ -7,14 +7,17 @@ its maps and proxy labels. Seed ``s`` seeds the data and every training run of t
 results go to ``ablation.json``::
 
     {"settings": {...},
-     "runs": [{"mode", "seed", "attention": {"miou", "threshold"}, "proxy_gt": {"miou"},
+     "runs": [{"mode", "seed", "attention": {"miou", "threshold"},
+               "proxy_gt": {"miou", "miou_frequency_tuned"},
                "context_share", "object_coverage", "background_coverage", "curve"}, ...],
      "summary": {mode: {"attention_miou_mean", "attention_miou_std", "proxy_gt_miou_mean",
-                        "proxy_gt_miou_std", "seeds"}}}
+                        "proxy_gt_miou_std", "proxy_gt_frequency_tuned_miou_mean", "seeds"}}}
 
 ``context_share`` is the fraction of the attention maps' mass that lies on background pixels (the
 class contexts around the objects), ``object_coverage`` and ``background_coverage`` the fractions
-of object and background pixels the maps mark at the best threshold. ``ablation.md`` holds the
+of object and background pixels the maps mark at the best threshold. Proxy labels use the
+trained saliency network; ``miou_frequency_tuned`` scores those of the same maps with the built-in
+frequency-tuned saliency. ``ablation.md`` holds the
 mean ± std table and the per-seed rows, ``curves.png`` every mode's mean threshold curve.
 
 An interrupted ablation continues where it stopped when run again with the same arguments.
@@ -76,6 +79,10 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(var)
 
 
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
 def _summary(runs: list[dict[str, Any]], modes: Sequence[str]) -> dict[str, Any]:
     out = {}
     for mode in modes:
@@ -85,9 +92,12 @@ def _summary(runs: list[dict[str, Any]], modes: Sequence[str]) -> dict[str, Any]
         att = _mean_std([r["attention"]["miou"] for r in mine])
         proxy = _mean_std([r["proxy_gt"]["miou"] for r in mine])
         ctx = _mean_std([r["context_share"] for r in mine])
+        ft = [r["proxy_gt"].get("miou_frequency_tuned") for r in mine]
         out[mode] = {
             "attention_miou_mean": att[0], "attention_miou_std": att[1],
             "proxy_gt_miou_mean": proxy[0], "proxy_gt_miou_std": proxy[1],
+            "proxy_gt_frequency_tuned_miou_mean": (
+                None if None in ft else _mean_std(ft)[0]),
             "context_share_mean": ctx[0], "seeds": [r["seed"] for r in mine],
         }  # fmt: skip
     return out
@@ -102,8 +112,9 @@ def _write_markdown(path: Path, result: dict[str, Any], modes: Sequence[str]) ->
         f"`{result['preset']}` preset" + (f" with {result['options']}" if result["options"] else "")
         + ". mIoU in %, mean ± standard deviation over the seeds.",
         "",
-        "| setting | attention mIoU | proxy labels mIoU | context share |",
-        "|---|---|---|---|",
+        "| setting | attention mIoU | proxy labels mIoU | proxy labels, frequency-tuned "
+        "saliency | context share |",
+        "|---|---|---|---|---|",
     ]
     for mode in modes:
         if mode in s:
@@ -111,7 +122,9 @@ def _write_markdown(path: Path, result: dict[str, Any], modes: Sequence[str]) ->
             lines.append(
                 f"| {_NAMES[mode]} | {100 * m['attention_miou_mean']:.1f} ± "
                 f"{100 * m['attention_miou_std']:.1f} | {100 * m['proxy_gt_miou_mean']:.1f} ± "
-                f"{100 * m['proxy_gt_miou_std']:.1f} | {m['context_share_mean']:.3f} |"
+                f"{100 * m['proxy_gt_miou_std']:.1f} | "
+                f"{_pct(m['proxy_gt_frequency_tuned_miou_mean'])} | "
+                f"{m['context_share_mean']:.3f} |"
             )
     lines += [
         "",
@@ -213,7 +226,8 @@ def run_ablation(
                 run = {
                     "mode": mode, "seed": seed,
                     "attention": {"miou": att["miou"], "threshold": att["threshold"]},
-                    "proxy_gt": {"miou": r["proxy_gt"]["miou"]},
+                    "proxy_gt": {"miou": r["proxy_gt"]["miou"],
+                                 "miou_frequency_tuned": r["proxy_gt_frequency_tuned"]["miou"]},
                     "context_share": att["context_share"],
                     "object_coverage": att["object_coverage"],
                     "background_coverage": att["background_coverage"],
