@@ -125,7 +125,7 @@ class AttentionSweep:
 
     At a threshold ``t`` a pixel takes the label id ``c + 1`` of its largest map (the first on
     ties) where that map is at least ``t``, else background (0); this is the scoring of
-    :func:`seenet.demo.attention_miou`. (SEAM's evaluation script puts a constant background map
+    ``seenet evaluate-maps`` and of the demo. (SEAM's evaluation script puts a constant background map
     ``t`` in front of the class maps and takes the argmax, which marks a pixel only where its map
     exceeds ``t`` strictly: the two differ on pixels whose map equals ``t``.) Maps are compared in
     float32; uint8 maps, as :func:`seenet.data.maps.save_maps` stores them, are first converted
@@ -393,7 +393,7 @@ class LabelScore:
     """Label maps (proxy labels, pseudo labels, predictions) scored against the truth.
 
     A label value of ``ignore_index`` (255) means "not labelled". For :meth:`result`'s
-    ``miou`` such pixels count as background, as :func:`seenet.demo.label_miou` scores proxy
+    ``miou`` such pixels count as background, as ``seenet evaluate-labels`` scores proxy
     labels (an unlabelled pixel is not an object); ``miou_labelled`` scores the labelled pixels
     alone, and ``labelled_fraction`` is the fraction of the evaluated pixels (target not
     ``ignore_index``) that are labelled. Precision, recall and the error shares are defined as
