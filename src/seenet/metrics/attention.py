@@ -123,13 +123,13 @@ def _check_thresholds(thresholds: object) -> tuple[float, ...]:
 class AttentionSweep:
     """Attention maps scored as a segmentation at every threshold of a sweep, the best reported.
 
-    At a threshold ``t`` a pixel takes the label id ``c + 1`` of its largest map (the first on
-    ties) where that map is at least ``t``, else background (0); this is the scoring of
-    ``seenet evaluate-maps`` and of the demo. (SEAM's evaluation script puts a constant background map
-    ``t`` in front of the class maps and takes the argmax, which marks a pixel only where its map
-    exceeds ``t`` strictly: the two differ on pixels whose map equals ``t``.) Maps are compared in
-    float32; uint8 maps, as :func:`seenet.data.maps.save_maps` stores them, are first converted
-    exactly as :func:`seenet.data.maps.load_maps` does (``uint8 * float32(1 / 255)``).
+    At a threshold ``t`` a pixel takes the label id ``c + 1`` of its largest map (the first on ties)
+    where that map is at least ``t``, else background (0); this is the scoring of ``seenet
+    evaluate-maps`` and of the demo. (SEAM's evaluation script puts a constant background map ``t``
+    in front of the class maps and takes the argmax, which marks a pixel only where its map exceeds
+    ``t`` strictly: the two differ on pixels whose map equals ``t``.) Maps are compared in float32;
+    uint8 maps, as :func:`seenet.data.maps.save_maps` stores them, are first converted exactly as
+    :func:`seenet.data.maps.load_maps` does (``uint8 * float32(1 / 255)``).
 
     Besides the confusion matrices it accumulates how much of the truth the maps mark, at each
     threshold: ``object_coverage``, the fraction of the true object pixels (any class) marked as
