@@ -44,6 +44,7 @@ import yaml
 
 from ._io import atomic_write
 from .demo import DemoSettings, make_data, prepare_saliency, resolve_settings, run_mode
+from .demo.report import pct
 
 __all__ = ["MODES", "run_ablation", "parse_option"]
 
@@ -77,10 +78,6 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     mean = sum(values) / len(values)
     var = sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)
     return mean, math.sqrt(var)
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
 
 
 def _summary(runs: list[dict[str, Any]], modes: Sequence[str]) -> dict[str, Any]:
@@ -123,7 +120,7 @@ def _write_markdown(path: Path, result: dict[str, Any], modes: Sequence[str]) ->
                 f"| {_NAMES[mode]} | {100 * m['attention_miou_mean']:.1f} ± "
                 f"{100 * m['attention_miou_std']:.1f} | {100 * m['proxy_gt_miou_mean']:.1f} ± "
                 f"{100 * m['proxy_gt_miou_std']:.1f} | "
-                f"{_pct(m['proxy_gt_frequency_tuned_miou_mean'])} | "
+                f"{pct(m['proxy_gt_frequency_tuned_miou_mean'])} | "
                 f"{m['context_share_mean']:.3f} |"
             )
     lines += [
