@@ -44,3 +44,47 @@ def test_it_writes_a_voc_tree_through_seenet(tmp_path, monkeypatch):
     second = first_label(tmp_path / "second")
     assert second.max() > 0
     assert not np.array_equal(second, first_label(tmp_path / "demo"))  # the other generator's
+
+
+def test_main_passes_options_through(monkeypatch):
+    import pytest
+    import torch
+
+    import seenet.ablate
+
+    calls = {}
+
+    def fake_run(out, **kw):
+        calls.update(out=out, **kw)
+
+    monkeypatch.setattr(seenet.ablate, "run_ablation", fake_run)
+    monkeypatch.setattr(syn, "render_sample", syn.render_sample)  # undone after the test
+    threads = torch.get_num_threads()
+    try:
+        _module().main(
+            [
+                "--out",
+                "x",
+                "--seeds",
+                "10,11",
+                "--modes",
+                "cam,seenet",
+                "--threads",
+                "1",
+                "--option",
+                "share_bc=true",
+                "--option",
+                "attention_iterations=720",
+            ]
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert calls == {
+        "out": "x",
+        "modes": ["cam", "seenet"],
+        "seeds": [10, 11],
+        "attention_iterations": 720,
+        "attention_options": {"share_bc": True},
+    }
+    with pytest.raises(SystemExit):
+        _module().main(["--out", "x", "--threads", "0"])

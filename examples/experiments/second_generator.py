@@ -13,7 +13,11 @@ Run (about 15 minutes on 2 CPU cores)::
     python examples/experiments/second_generator.py --out ablation-gen2 --seeds 0,1,2
 
 It runs :func:`seenet.ablate.run_ablation` with this generator in place of the demo's and writes
-the same ``ablation.json``, ``ablation.md`` and ``curves.png``.
+the same ``ablation.json``, ``ablation.md`` and ``curves.png``. ``--option key=value`` changes a
+demo setting or passes a :class:`seenet.SeeNet` keyword, as ``seenet ablate --option`` does::
+
+    python examples/experiments/second_generator.py --out gen2-dropout --seeds 10,11,12 \
+        --option head_dropout=0.5
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
 import seenet.data.synthetic as syn
@@ -36,10 +41,12 @@ def _context(rng, k, size):
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     base = rng.uniform(110, 160, 3).astype(np.float32)
     f = rng.uniform(0.25, 0.45)
-    pattern = [np.sin(f * yy),  # horizontal stripes
-               np.sin(f * xx),  # vertical stripes
-               np.sin(f * (xx + yy) / 1.4),  # diagonal
-               np.sin(f * xx) * np.sin(f * yy)][k]  # checks
+    pattern = [
+        np.sin(f * yy),  # horizontal stripes
+        np.sin(f * xx),  # vertical stripes
+        np.sin(f * (xx + yy) / 1.4),  # diagonal
+        np.sin(f * xx) * np.sin(f * yy),
+    ][k]  # checks
     img = base[None, None] + 28 * pattern[..., None]
     return img + rng.normal(0, 4, img.shape).astype(np.float32)
 
@@ -61,17 +68,25 @@ def _part(size, name, x, y, r, th):
         pts = [(x + r * np.cos(th + a), y + r * np.sin(th + a)) for a in (0, 2.1, 4.2)]
         d.polygon(pts, fill=1)
     elif name == "boat":
-        pts = [(x + r * np.cos(th + a) * 0.9, y + r * np.sin(th + a) * 0.9)
-               for a in (0.785, 2.356, 3.927, 5.498)]
+        pts = [
+            (x + r * np.cos(th + a) * 0.9, y + r * np.sin(th + a) * 0.9)
+            for a in (0.785, 2.356, 3.927, 5.498)
+        ]
         d.polygon(pts, fill=1)
     elif name == "car":
         for o in (-0.6, 0.6):
             px, py = x + o * r * c, y + o * r * s
             d.ellipse([px - 0.45 * r, py - 0.45 * r, px + 0.45 * r, py + 0.45 * r], fill=1)
     else:
-        pts = [(x + dx * c - dy * s, y + dx * s + dy * c)
-               for dx, dy in ((-1.2 * r, -0.3 * r), (1.2 * r, -0.3 * r), (1.2 * r, 0.3 * r),
-                              (-1.2 * r, 0.3 * r))]
+        pts = [
+            (x + dx * c - dy * s, y + dx * s + dy * c)
+            for dx, dy in (
+                (-1.2 * r, -0.3 * r),
+                (1.2 * r, -0.3 * r),
+                (1.2 * r, 0.3 * r),
+                (-1.2 * r, 0.3 * r),
+            )
+        ]
         d.polygon(pts, fill=1)
     return np.asarray(im, bool)
 
@@ -101,7 +116,7 @@ def render_sample(rng, size=128, classes=CLASSES, max_objects=3, context_prob=0.
         body &= ~part
         colour = BODY[int(rng.integers(len(BODY)))]
         stripes = 1 + 0.12 * np.sin(0.5 * (xx * np.cos(th) + yy * np.sin(th)))
-        image[body] = (colour[None] * stripes[body][:, None])
+        image[body] = colour[None] * stripes[body][:, None]
         image[part] = PART + rng.normal(0, 6, 3)
         obj = body | part
         mask[obj] = VOC_IDS[name]
@@ -109,8 +124,11 @@ def render_sample(rng, size=128, classes=CLASSES, max_objects=3, context_prob=0.
         drawn.append((name, body, part))
     image += rng.normal(0, 3, image.shape).astype(np.float32)
     return syn.SyntheticSample(
-        image=np.clip(image, 0, 255).round().astype(np.uint8), mask=mask,
-        context=syn.CONTEXTS[k], objects=tuple(syn.SyntheticObject(*d) for d in drawn))
+        image=np.clip(image, 0, 255).round().astype(np.uint8),
+        mask=mask,
+        context=syn.CONTEXTS[k],
+        objects=tuple(syn.SyntheticObject(*d) for d in drawn),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,12 +137,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--seeds", default="0,1,2", help="seeds (0,1,2)")
     parser.add_argument("--modes", default="cam,acol,seenet", help="erasing modes")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="key=value",
+        help="a demo setting or SeeNet keyword, as seenet ablate's; repeatable",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     args = parser.parse_args(argv)
-    from seenet.ablate import run_ablation
+    from seenet.ablate import merge_options, run_ablation
 
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
     syn.render_sample = render_sample  # make_synthetic_voc draws its images through this name
     run_ablation(args.out, modes=args.modes.split(","),
-                 seeds=[int(s) for s in args.seeds.split(",")])  # fmt: skip
+                 seeds=[int(s) for s in args.seeds.split(",")],
+                 **merge_options(args.option))  # fmt: skip
 
 
 if __name__ == "__main__":
