@@ -159,6 +159,19 @@ def test_ablation_writes_its_tables_and_continues(tmp_path):
     # a second run with the same arguments reuses every finished run
     again = run_ablation(tmp_path, ["cam", "seenet"], [3], "tiny", log=lines.append)
     assert again["runs"] == result["runs"]
+    # the branches of a finished ablation: scored without training again
+    trained = (tmp_path / "seed3" / "seenet" / "attention" / "model.safetensors").stat().st_mtime_ns
+    with_b = run_ablation(tmp_path, ["cam", "seenet"], [3], "tiny", branches=True)
+    assert (tmp_path / "seed3" / "seenet" / "attention" / "model.safetensors").stat(
+    ).st_mtime_ns == trained  # fmt: skip
+    cam_run, seenet_run = with_b["runs"]
+    assert "branches" not in cam_run and set(seenet_run["branches"]) == {"a", "b"}
+    for scores in seenet_run["branches"].values():
+        assert 0.0 <= scores["miou"] <= 1.0 and 0.0 <= scores["context_share"] <= 1.0
+    assert seenet_run["attention"] == result["runs"][1]["attention"]  # the fused maps unchanged
+    assert with_b["summary"]["seenet"]["branch_a_miou_mean"] == seenet_run["branches"]["a"]["miou"]
+    assert "branch_a_miou_mean" not in with_b["summary"]["cam"]
+    assert "S_B alone" in (tmp_path / "ablation.md").read_text()
     with pytest.raises(ValueError, match="other settings"):
         run_ablation(tmp_path, ["cam", "seenet"], [3], "tiny", attention_lr=0.5)
 

@@ -151,6 +151,27 @@ def test_clear_errors(pipeline, tmp_path):
         stages.train_attention(dict(cfg, attention=bad_model))
 
 
+def test_maps_of_one_branch(pipeline, tmp_path):
+    voc, _, cfg, _ = pipeline
+    one = dict(cfg, maps=dict(cfg["maps"], branch="b", out_dir=str(tmp_path / "b"), overlays=0,
+                              save_png=False))  # fmt: skip
+    assert stages.attention_maps(one)["written"] == 6
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert run["config"]["maps"]["branch"] == "b"
+    one_a = dict(one, maps=dict(one["maps"], branch="a", out_dir=str(tmp_path / "a")))
+    assert stages.attention_maps(one_a)["written"] == 6
+    fused_dir = Path(cfg["work_dir"]) / "maps"
+    names = sorted(p.name for p in fused_dir.glob("*.npz"))
+    a, b, fused = ([load_maps(d / n)[1] for n in names] for d in (tmp_path / "a", tmp_path / "b",
+                                                                   fused_dir))  # fmt: skip
+    # the fused maps are the maximum of the two branches' (resizing and rounding keep the order)
+    assert all((x <= f).all() and (y <= f).all() for x, y, f in zip(a, b, fused))
+    assert any(not np.array_equal(x, y) for x, y in zip(a, b))
+    cam_model = dict(cfg["attention"]["model"], erase_mode="cam")
+    with pytest.raises(ValueError, match="maps.branch"):
+        stages.attention_maps(dict(one, attention=dict(cfg["attention"], model=cam_model)))
+
+
 def test_multi_scale_flip_and_crf_evaluation(pipeline, tmp_path):
     pytest.importorskip("pydensecrf")
     _, _, cfg, s = pipeline

@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
         help="a demo setting or SeeNet keyword, as seenet ablate's; repeatable",
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+    parser.add_argument("--branches", action="store_true",
+                        help="also score S_A's and S_B's maps alone, as seenet ablate --branches")
     args = parser.parse_args(argv)
     from seenet.ablate import merge_options, run_ablation
 
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     syn.render_sample = render_sample  # make_synthetic_voc draws its images through this name
     run_ablation(args.out, modes=args.modes.split(","),
-                 seeds=[int(s) for s in args.seeds.split(",")],
+                 seeds=[int(s) for s in args.seeds.split(",")], branches=args.branches,
                  **merge_options(args.option))  # fmt: skip
 
 

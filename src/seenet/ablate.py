@@ -13,6 +13,13 @@ results go to ``ablation.json``::
      "summary": {mode: {"attention_miou_mean", "attention_miou_std", "proxy_gt_miou_mean",
                         "proxy_gt_miou_std", "proxy_gt_frequency_tuned_miou_mean", "seeds"}}}
 
+With ``branches=True`` (``--branches``) every run of an erasing mode also scores the maps of
+S_A alone and of S_B alone: its row gains ``"branches": {"a": {"miou", "threshold",
+"context_share", "object_coverage", "background_coverage"}, "b": {...}}``, its mode's summary
+``branch_a_miou_mean`` and ``branch_b_miou_mean``, and ``ablation.md`` a table of what each
+branch contributes to the fused maps. Asked for on a finished ablation, it adds them without
+training again.
+
 ``context_share`` is the fraction of the attention maps' mass that lies on background pixels (the
 class contexts around the objects), ``object_coverage`` and ``background_coverage`` the fractions
 of object and background pixels the maps mark at the best threshold. Proxy labels use the
@@ -43,7 +50,14 @@ from typing import Any
 import yaml
 
 from ._io import atomic_write
-from .demo import DemoSettings, make_data, prepare_saliency, resolve_settings, run_mode
+from .demo import (
+    DemoSettings,
+    make_data,
+    prepare_saliency,
+    resolve_settings,
+    run_mode,
+    score_branches,
+)
 from .demo.report import pct
 
 __all__ = ["MODES", "run_ablation", "parse_option"]
@@ -97,7 +111,16 @@ def _summary(runs: list[dict[str, Any]], modes: Sequence[str]) -> dict[str, Any]
                 None if None in ft else _mean_std(ft)[0]),
             "context_share_mean": ctx[0], "seeds": [r["seed"] for r in mine],
         }  # fmt: skip
+        if all("branches" in r for r in mine):
+            for b in ("a", "b"):
+                out[mode][f"branch_{b}_miou_mean"] = _mean_std(
+                    [r["branches"][b]["miou"] for r in mine])[0]  # fmt: skip
     return out
+
+
+def _branch_scores(scores: dict[str, Any]) -> dict[str, Any]:
+    keys = ("miou", "threshold", "context_share", "object_coverage", "background_coverage")
+    return {k: scores[k] for k in keys}
 
 
 def _write_markdown(path: Path, result: dict[str, Any], modes: Sequence[str]) -> None:
@@ -138,6 +161,23 @@ def _write_markdown(path: Path, result: dict[str, Any], modes: Sequence[str]) ->
             f"{r['context_share']:.3f} | {100 * r['object_coverage']:.1f} | "
             f"{100 * r['background_coverage']:.1f} |"
         )
+    with_branches = [r for r in runs if "branches" in r]
+    if with_branches:
+        lines += [
+            "",
+            "What each branch contributes (attention mIoU of S_A's maps alone, S_B's alone and "
+            "the fused maps; context share in brackets):",
+            "",
+            "| seed | setting | S_A alone | S_B alone | fused |",
+            "|---|---|---|---|---|",
+        ]
+        for r in sorted(with_branches, key=lambda r: (r["seed"], modes.index(r["mode"]))):
+            a, b = r["branches"]["a"], r["branches"]["b"]
+            lines.append(
+                f"| {r['seed']} | {_NAMES[r['mode']]} | {100 * a['miou']:.1f} "
+                f"({a['context_share']:.3f}) | {100 * b['miou']:.1f} ({b['context_share']:.3f}) "
+                f"| {100 * r['attention']['miou']:.1f} ({r['context_share']:.3f}) |"
+            )
     lines += ["", "![threshold curves](curves.png)", ""]
     with atomic_write(path, "w") as f:
         f.write("\n".join(lines))
@@ -150,6 +190,7 @@ def run_ablation(
     preset: str | DemoSettings = "full",
     log: Callable[[str], None] | None = None,
     overwrite: bool = False,
+    branches: bool = False,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Train and score every mode on every seed; write ``ablation.json``, ``.md`` and a PNG.
@@ -161,6 +202,7 @@ def run_ablation(
         preset: The demo's preset (:data:`seenet.demo.PRESETS`) or settings.
         log: Receives one line per step (default: stderr).
         overwrite: Start again in a folder that holds an ablation with other settings.
+        branches: Also score S_A's and S_B's maps alone, for the erasing modes.
         **overrides: :class:`~seenet.demo.DemoSettings` fields to change (``attention_options``
             for :class:`seenet.SeeNet` keywords).
 
@@ -215,7 +257,13 @@ def run_ablation(
                   f"{seed}: {mode}")  # fmt: skip
             result_file = base / mode / "result.json"
             if result_file.is_file():
-                runs.append(json.loads(result_file.read_text()))
+                run = json.loads(result_file.read_text())
+                if branches and mode != "cam" and "branches" not in run:
+                    scores = score_branches(data_root, base / mode, mode, settings, seed)
+                    run["branches"] = {b: _branch_scores(v) for b, v in scores.items()}
+                    with atomic_write(result_file, "w") as f:
+                        json.dump(run, f, indent=2)
+                runs.append(run)
             else:
                 r = run_mode(data_root, base / mode, mode, settings, seed, saliency_dir,
                              segmentation=False, resume=True)  # fmt: skip
@@ -230,6 +278,9 @@ def run_ablation(
                     "background_coverage": att["background_coverage"],
                     "curve": att["curve"],
                 }  # fmt: skip
+                if branches and mode != "cam":
+                    scores = score_branches(data_root, base / mode, mode, settings, seed)
+                    run["branches"] = {b: _branch_scores(v) for b, v in scores.items()}
                 with atomic_write(result_file, "w") as f:
                     json.dump(run, f, indent=2)
                 runs.append(run)

@@ -487,6 +487,36 @@ def test_attention_maps_reference(mode):
     torch.testing.assert_close(maps.double(), ref, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["seenet", "acol"])
+def test_attention_maps_of_one_branch(mode):
+    def norm(c):
+        c = c.double().clamp(min=0)
+        mx = c.amax(dim=(2, 3), keepdim=True)
+        return torch.where(mx > 0, c / mx, torch.zeros_like(c))
+
+    model = tiny_model(mode).eval()
+    with torch.no_grad():
+        out = model(IMAGES, LABELS)
+        maps = {b: model.attention_maps(IMAGES, LABELS, flip=False, branch=b).double()
+                for b in ("a", "b", "fused")}  # fmt: skip
+    for b, cams in (("a", out.cams_a), ("b", out.cams_b)):
+        ref = F.interpolate(norm(cams), size=(32, 32), mode="bilinear") * LABELS[:, :, None, None]
+        torch.testing.assert_close(maps[b], ref, rtol=1e-5, atol=1e-6)
+    at = tuple(out.cams_a.shape[-2:])  # no resizing: the fused maps are the branches' maximum
+    with torch.no_grad():
+        small = {b: model.attention_maps(IMAGES, LABELS, size=at, flip=False, branch=b)
+                 for b in ("a", "b", "fused")}  # fmt: skip
+    torch.testing.assert_close(small["fused"], torch.maximum(small["a"], small["b"]))
+    assert not torch.allclose(maps["a"], maps["b"])
+    with pytest.raises(ValueError, match="branch"):
+        model.attention_maps(IMAGES, LABELS, branch="c")
+    cam = tiny_model("cam").eval()
+    torch.testing.assert_close(cam.attention_maps(IMAGES, LABELS, branch="a"),
+                               cam.attention_maps(IMAGES, LABELS))  # fmt: skip
+    with pytest.raises(ValueError, match="branch='b' needs an erasing mode"):
+        cam.attention_maps(IMAGES, LABELS, branch="b")
+
+
 def test_attention_maps_range_zero_off_label_and_size():
     model = tiny_model("seenet").eval()
     maps = model.attention_maps(IMAGES, LABELS)

@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true",
                         help="start again in a folder that holds an ablation with other settings")
+    parser.add_argument("--branches", action="store_true",
+                        help="also score S_A's and S_B's maps alone (erasing modes); on a "
+                        "finished ablation, adds them without training again")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     parser.add_argument("--preset", choices=("full", "quick", "tiny"), help=argparse.SUPPRESS)
 
@@ -60,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_ablation(
             args.out, [m.strip() for m in args.modes.split(",") if m.strip()], args.seeds,
-            preset, overwrite=args.overwrite, **merge_options(args.option),
+            preset, overwrite=args.overwrite, branches=args.branches,
+            **merge_options(args.option),
         )  # fmt: skip
     except (ValueError, OSError, ImportError, FloatingPointError) as e:
         if os.environ.get("SEENET_TRACEBACK"):

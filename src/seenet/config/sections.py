@@ -160,6 +160,8 @@ class MapsConfig(Section):
                           item=float, check=_scales)
     labels: str = option("gt", "classes of the maps: ground-truth image labels, or S_A's "
                          "predictions", choices=("gt", "predicted"))
+    branch: str = option("fused", "S_A and S_B fused (the paper), or S_A or S_B alone",
+                         choices=("fused", "a", "b"))
     save_png: bool = option(False, "also write {image}_{class}.png per class")
     overlays: int = option(0, "PNG overlays for the first N images", check=non_negative)
     overlay_ids: list = option([], "overlays for these image ids instead", item=str)

@@ -38,10 +38,10 @@ the pipeline configuration they give), the steps and :func:`run_demo` (``seenet.
 and the figures and the report (``seenet.demo.report``; the report's prose is a template).
 """
 
-from .run import floor_miou, make_data, prepare_saliency, run_demo, run_mode
+from .run import floor_miou, make_data, prepare_saliency, run_demo, run_mode, score_branches
 from .settings import PRESETS, DemoSettings, demo_config, resolve_settings
 
 __all__ = [
     "DemoSettings", "PRESETS", "demo_config", "resolve_settings", "run_demo", "make_data",
-    "prepare_saliency", "run_mode", "floor_miou",
+    "prepare_saliency", "run_mode", "score_branches", "floor_miou",
 ]  # fmt: skip

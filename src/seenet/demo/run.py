@@ -19,7 +19,7 @@ from .report import figures as make_figures
 from .report import pct, write_report
 from .settings import DemoSettings, demo_config, resolve_settings
 
-__all__ = ["run_demo", "make_data", "prepare_saliency", "run_mode", "floor_miou"]
+__all__ = ["run_demo", "make_data", "prepare_saliency", "run_mode", "score_branches", "floor_miou"]
 
 
 def make_data(root: Path, settings: DemoSettings, seed: int) -> dict[str, Any]:
@@ -117,6 +117,36 @@ def run_mode(
     if segmentation:
         pipeline.train_seg(cfg)
         out["segmentation"] = pipeline.evaluate({**cfg, "evaluate": {"save_predictions": True}})
+    return out
+
+
+def score_branches(
+    data_root: Path, work: Path, mode: str, settings: DemoSettings, seed: int
+) -> dict[str, dict[str, Any]]:
+    """Score S_A's and S_B's maps alone, of an erasing mode's trained run (after :func:`run_mode`).
+
+    Writes ``maps_a``/``maps_b`` and ``evaluate_maps_a``/``evaluate_maps_b`` next to the run's
+    fused maps.
+
+    Returns:
+        ``{"a": evaluate-maps scores, "b": evaluate-maps scores}``.
+    """
+    from .. import pipeline
+
+    if mode == "cam":
+        raise ValueError("mode: 'cam' has one branch; its maps are S_A's")
+    cfg = demo_config(data_root, work, mode, settings, seed=seed)
+    out = {}
+    for branch in ("a", "b"):
+        maps_dir = os.fspath(work / f"maps_{branch}")
+        one = {
+            **cfg,
+            "maps": {**cfg["maps"], "branch": branch, "out_dir": maps_dir},
+            "evaluate_maps": {**cfg["evaluate_maps"], "maps_dir": maps_dir,
+                              "out_dir": os.fspath(work / f"evaluate_maps_{branch}")},
+        }  # fmt: skip
+        pipeline.attention_maps(one)
+        out[branch] = pipeline.evaluate_maps(one)
     return out
 
 

@@ -439,6 +439,7 @@ class SeeNet(nn.Module):
         size: int | tuple[int, int] | None = None,
         flip: bool = True,
         scales: Sequence[float] = (1.0,),
+        branch: str = "fused",
     ) -> torch.Tensor:
         """Class attention maps in [0, 1] (SPEC §1 item 8), S_C discarded.
 
@@ -460,6 +461,8 @@ class SeeNet(nn.Module):
             size: Output size ``(H, W)`` or an int; default the size of ``images``.
             flip: Add horizontal test-time flipping.
             scales: Resizing factors of the images, averaged (``(1.0,)``: one scale).
+            branch: ``"fused"`` (the paper: S_A and S_B fused), or one branch alone, ``"a"``
+                or ``"b"``, to see what each contributes (``"b"`` needs an erasing mode).
 
         Returns:
             Float32 maps in [0, 1].
@@ -475,6 +478,9 @@ class SeeNet(nn.Module):
         if not isinstance(flip, bool):
             raise ValueError(f"flip must be a bool, got {flip!r}")
         scales = check_scales(scales)
+        branch = check_choice(branch, "branch", ("fused", "a", "b"))
+        if branch == "b" and self.head_b is None:
+            raise ValueError(f"branch='b' needs an erasing mode; erase_mode is {self.erase_mode!r}")
         if labels is not None:
             labels = self._check_labels(labels, n)
         # one backbone pass per scale (and view); the labels may need every view's scores first
@@ -498,13 +504,14 @@ class SeeNet(nn.Module):
         for feats, out_a in views:
             both = torch.cat([drive, drive]) if flip else drive
             maps = _normalize_maps(out_a.cams)
-            if self.head_b is not None:
+            if self.head_b is not None and branch != "a":
                 attention = class_agnostic_attention(out_a.cams, both, self.normalize)
                 out_b, _ = self._erase_branches(
                     feats, attention, need_c=False,
                     thresholds=(self.test_delta_high, self.test_delta_low),
                 )  # fmt: skip
-                maps = torch.maximum(maps, _normalize_maps(out_b.cams))
+                maps_b = _normalize_maps(out_b.cams)
+                maps = maps_b if branch == "b" else torch.maximum(maps, maps_b)
             if flip:
                 maps = torch.maximum(maps[:n], maps[n:].flip(-1))
             if tuple(maps.shape[-2:]) != out_size:

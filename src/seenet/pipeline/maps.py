@@ -131,13 +131,14 @@ def attention_maps(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) 
     """Compute class attention maps for every image of a split (paper §5.1 inference).
 
     Each image is resized to ``maps.input_size`` (224), passed through
-    :meth:`seenet.SeeNet.attention_maps` (S_A and S_B fused, flipped, optionally averaged over
-    ``maps.scales``), and the maps of the driving classes are stored at the image's original size
-    as one ``.npz`` per image (:func:`seenet.data.maps.save_maps`), its class PNGs (``save_png``)
-    first and the ``.npz``, which marks the image done, last. Finished files are skipped, so an
-    interrupted job resumes, but only while ``run.json`` matches (same weights, same settings):
-    maps of other weights are never reported as done. Reads the model description from
-    ``attention.model`` and the ``maps`` section (:class:`seenet.config.MapsConfig`).
+    :meth:`seenet.SeeNet.attention_maps` (S_A and S_B fused, or one branch alone with
+    ``maps.branch``; flipped, optionally averaged over ``maps.scales``), and the maps of the
+    driving classes are stored at the image's original size as one ``.npz`` per image
+    (:func:`seenet.data.maps.save_maps`), its class PNGs (``save_png``) first and the ``.npz``,
+    which marks the image done, last. Finished files are skipped, so an interrupted job resumes,
+    but only while ``run.json`` matches (same weights, same settings): maps of other weights are
+    never reported as done. Reads the model description from ``attention.model`` and the
+    ``maps`` section (:class:`seenet.config.MapsConfig`).
 
     Args:
         cfg: The configuration.
@@ -150,17 +151,23 @@ def attention_maps(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) 
     section = cfg.maps
     model = build_model(cfg.attention.model, "attention", layout.num_classes, pretrained=False)
     load_weights(model, paths.maps_weights, "maps.weights")
+    if section.branch == "b" and getattr(model, "head_b", None) is None:
+        raise ValueError(
+            f"maps.branch: 'b' needs an erasing mode, and attention.model has none "
+            f"(erase_mode {getattr(model, 'erase_mode', None)!r})"
+        )
     model.to(info.device).eval()
     config = {
         "model": _model_keys(cfg.attention.model),
-        "maps": {k: section[k] for k in ("input_size", "flip", "scales", "labels", "save_png")},
+        "maps": {k: section[k] for k in ("input_size", "flip", "scales", "labels", "save_png")
+                 + (("branch",) if section.branch != "fused" else ())},
         "data": _data_keys(cfg),
     }
     provenance = (config, {"weights": file_digest(paths.maps_weights)})
 
     def compute(images: torch.Tensor, labels: torch.Tensor | None, size: tuple[int, int]):
         return model.attention_maps(images, labels, size=size, flip=section.flip,
-                                    scales=section.scales)[0]  # fmt: skip
+                                    scales=section.scales, branch=section.branch)[0]  # fmt: skip
 
     return _write_maps("attention-maps", compute, layout, section, paths.maps, provenance, info,
                        overwrite, use_gt=section.labels == "gt")  # fmt: skip
