@@ -178,6 +178,13 @@ def _write_markdown(path: Path, result: dict[str, Any], modes: Sequence[str]) ->
                 f"({a['context_share']:.3f}) | {100 * b['miou']:.1f} ({b['context_share']:.3f}) "
                 f"| {100 * r['attention']['miou']:.1f} ({r['context_share']:.3f}) |"
             )
+        for mode in modes:
+            if "branch_a_miou_mean" in s.get(mode, {}):
+                m = s[mode]
+                lines.append(
+                    f"| mean | {_NAMES[mode]} | {100 * m['branch_a_miou_mean']:.1f} | "
+                    f"{100 * m['branch_b_miou_mean']:.1f} | {100 * m['attention_miou_mean']:.1f} |"
+                )
     lines += ["", "![threshold curves](curves.png)", ""]
     with atomic_write(path, "w") as f:
         f.write("\n".join(lines))
