@@ -181,3 +181,19 @@ def test_ablation_options():
     assert parse_option("seg_iterations=10") == ("seg_iterations", 10)
     with pytest.raises(ValueError, match="key=value"):
         parse_option("share_bc")
+
+
+def test_ablate_command_with_two_jobs(tmp_path):
+    out = tmp_path / "ablation"
+    args = ("ablate", "--out", str(out), "--modes", "cam,seenet", "--seeds", "3,4", "--preset",
+            "tiny", "--threads", "1", "--jobs", "2", "--branches")  # fmt: skip
+    result = _seenet(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "seed 4: seenet (started)" in result.stderr and "(done)" in result.stderr
+    saved = json.loads((out / "ablation.json").read_text())
+    assert [(r["mode"], r["seed"]) for r in saved["runs"]] == [
+        ("cam", 3), ("seenet", 3), ("cam", 4), ("seenet", 4)]  # fmt: skip
+    assert all(("branches" in r) == (r["mode"] == "seenet") for r in saved["runs"])
+    assert "cam" in result.stdout and "seenet" in result.stdout
+    bad = _seenet("ablate", "--out", str(out), "--jobs", "0")
+    assert bad.returncode == 2 and "--jobs" in bad.stderr

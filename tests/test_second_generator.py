@@ -75,6 +75,7 @@ def test_main_passes_options_through(monkeypatch):
                 "share_bc=true",
                 "--option",
                 "attention_iterations=720",
+                "--branches",
             ]
         )
     finally:
@@ -83,6 +84,7 @@ def test_main_passes_options_through(monkeypatch):
         "out": "x",
         "modes": ["cam", "seenet"],
         "seeds": [10, 11],
+        "branches": True,
         "attention_iterations": 720,
         "attention_options": {"share_bc": True},
     }

@@ -19,6 +19,7 @@ import torch
 T = TypeVar("T")
 
 __all__ = [
+    "bars_off",
     "atomic_write",
     "read_image_file",
     "load_state_dict_file",
@@ -201,3 +202,13 @@ def save_state_dict_file(state_dict: dict[str, torch.Tensor], path: str | os.Pat
     else:
         with atomic_write(path, "wb") as f:
             torch.save(tensors, f)
+
+
+def bars_off() -> bool:
+    """Whether ``TQDM_DISABLE`` asks for no progress bars (tqdm's own variable).
+
+    tqdm reads it only for bars created without an explicit ``disable``; seenet's bars pass one,
+    so they ask here too. Worker processes that run side by side set it
+    (:func:`seenet.demo.jobs.run_tasks`).
+    """
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes")

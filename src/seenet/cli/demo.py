@@ -33,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads for PyTorch (default: all cores)"
     )
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="run CAM's and SeeNet's stages side by side in "
+        "this many processes sharing the threads (default: 2 on 2 or more cores; 1: one after "
+        "the other, with progress bars)"
+    )
     # a seconds-long smoke run for the test suite; its numbers mean nothing
     parser.add_argument("--preset", choices=("full", "quick", "tiny"), help=argparse.SUPPRESS)
 
@@ -42,16 +47,20 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from ..demo import run_demo
+    from ..demo import default_jobs, run_demo
 
     if args.threads is not None:
         if args.threads < 1:
             print("seenet demo: --threads must be at least 1", file=sys.stderr)
             return 2
         torch.set_num_threads(args.threads)
+    if args.jobs is not None and args.jobs < 1:
+        print("seenet demo: --jobs must be at least 1", file=sys.stderr)
+        return 2
     preset = args.preset or ("quick" if args.quick else "full")
     try:
-        metrics = run_demo(args.out, preset, seed=args.seed)
+        metrics = run_demo(args.out, preset, seed=args.seed,
+                           jobs=default_jobs() if args.jobs is None else args.jobs)
     except (ValueError, OSError, ImportError, FloatingPointError) as e:
         if os.environ.get("SEENET_TRACEBACK"):
             raise

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_write
+from .._io import atomic_write, bars_off
 from .voc import load_label, read_split, save_label
 
 __all__ = ["read_sbd_mat", "convert_sbd", "main"]
@@ -104,7 +104,7 @@ def convert_sbd(
     todo = sorted(set(sbd_ids) | voc_ids)
     from tqdm.auto import tqdm
 
-    for image_id in tqdm(todo, desc="SBD -> PNG", disable=not progress):
+    for image_id in tqdm(todo, desc="SBD -> PNG", disable=not progress or bars_off()):
         target = out / f"{image_id}.png"
         if target.exists() and not overwrite:
             counts["skipped"] += 1

@@ -38,10 +38,20 @@ the pipeline configuration they give), the steps and :func:`run_demo` (``seenet.
 and the figures and the report (``seenet.demo.report``; the report's prose is a template).
 """
 
-from .run import floor_miou, make_data, prepare_saliency, run_demo, run_mode, score_branches
+from .jobs import Task, default_jobs, run_tasks
+from .run import (
+    floor_miou,
+    make_data,
+    prepare_saliency,
+    run_demo,
+    run_mode,
+    score_branches,
+    stage_progress,
+)
 from .settings import PRESETS, DemoSettings, demo_config, resolve_settings
 
 __all__ = [
     "DemoSettings", "PRESETS", "demo_config", "resolve_settings", "run_demo", "make_data",
-    "prepare_saliency", "run_mode", "score_branches", "floor_miou",
+    "prepare_saliency", "run_mode", "score_branches", "stage_progress", "floor_miou", "Task",
+    "run_tasks", "default_jobs",
 ]  # fmt: skip

@@ -15,11 +15,15 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_write
+from .jobs import Task, run_tasks
 from .report import figures as make_figures
 from .report import pct, write_report
 from .settings import DemoSettings, demo_config, resolve_settings
 
-__all__ = ["run_demo", "make_data", "prepare_saliency", "run_mode", "score_branches", "floor_miou"]
+__all__ = [
+    "run_demo", "make_data", "prepare_saliency", "run_mode", "score_branches", "stage_progress",
+    "floor_miou",
+]  # fmt: skip
 
 
 def make_data(root: Path, settings: DemoSettings, seed: int) -> dict[str, Any]:
@@ -188,6 +192,24 @@ def _prepare_output(out: Path) -> Path:
     return out
 
 
+def stage_progress(work: Path) -> str | None:
+    """Where a run's training has got to: the last logged iteration of its newest stage.
+
+    Reads the ``metrics.jsonl`` of ``work``'s ``segmentation``, ``attention`` or ``saliency``
+    folder (the first that exists, in that order); ``None`` before any.
+    """
+    for stage, name in (("segmentation", "DeepLab"), ("attention", "attention network"),
+                        ("saliency", "saliency network")):  # fmt: skip
+        path = Path(work) / stage / "metrics.jsonl"
+        if path.is_file():
+            try:
+                last = path.read_text().strip().splitlines()[-1]
+                return f"{name} at iteration {json.loads(last)['iteration']}"
+            except (IndexError, ValueError, KeyError, OSError):
+                return f"{name} starting"
+    return None
+
+
 def _logger(log: Callable[[str], None] | None, steps: int) -> Callable[[int, str], None]:
     start = time.perf_counter()
     write = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -203,6 +225,7 @@ def run_demo(
     preset: str | DemoSettings = "full",
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    jobs: int = 1,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Run the whole demo and write ``metrics.json`` and ``report.md`` into ``out_dir``.
@@ -215,6 +238,9 @@ def run_demo(
         preset: A name from :data:`PRESETS` or a :class:`DemoSettings`.
         seed: Seed of the data and of the training runs.
         log: Receives one line per step (default: print to stderr).
+        jobs: With 2, CAM's and SeeNet's stages run side by side in two worker processes that
+            share the threads (:func:`seenet.demo.jobs.run_tasks`): about 80 % of the time on
+            2 cores, without progress bars for those stages.
         **overrides: :class:`DemoSettings` fields to change.
 
     Returns:
@@ -228,6 +254,7 @@ def run_demo(
     data_root, runs = out / "data", out / "runs"
     step = _logger(log, 6)
     seconds: dict[str, float] = {}
+    began = time.perf_counter()
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:
         t0 = time.perf_counter()
@@ -242,12 +269,22 @@ def run_demo(
     saliency_dir, saliency = timed(
         "saliency", lambda: prepare_saliency(out / "saliency", data_root, s, seed)
     )
-    results = {}
-    for i, mode in enumerate(("cam", "seenet")):
-        step(3 + i, f"{mode!r} attention network ({s.attention_iterations} iterations), maps, "
-                    f"proxy labels, DeepLab ({s.seg_iterations} iterations)")  # fmt: skip
-        results[mode] = timed(mode, lambda mode=mode: run_mode(
-            data_root, runs / mode, mode, s, seed, saliency_dir))  # fmt: skip
+    what = (f"attention network ({s.attention_iterations} iterations), maps, proxy labels, "
+            f"DeepLab ({s.seg_iterations} iterations)")  # fmt: skip
+    tasks = [Task(m, f"{m!r} {what}", run_mode, (data_root, runs / m, m, s, seed, saliency_dir))
+             for m in ("cam", "seenet")]  # fmt: skip
+    if jobs == 1:
+        results = {}
+        for i, task in enumerate(tasks):
+            step(3 + i, task.label)
+            results[task.key] = timed(task.key, lambda task=task: task.fn(*task.args))
+    else:
+        step(3, f"'cam' and 'seenet' side by side ({jobs} processes): {what}; a line every "
+                "30 s")
+        results = timed("cam + seenet", lambda: run_tasks(
+            tasks, jobs, log=lambda text: step(3, text), prefix=None,
+            status=lambda task: stage_progress(task.args[1])))  # fmt: skip
+        step(4, "'cam' and 'seenet' done")
     step(5, "report")
     floor = floor_miou(data_root, "val")
     metrics = {
@@ -292,7 +329,7 @@ def run_demo(
         "ft_f": f"{saliency['frequency_tuned']['max_f']:.3f}",
         "fig_train": figures["training"], "fig_val": figures["validation"],
         "seconds": ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()),
-        "total": f"{sum(seconds.values()):.0f}", "settings": json.dumps(asdict(s)),
+        "total": f"{time.perf_counter() - began:.0f}", "settings": json.dumps(asdict(s)),
     })  # fmt: skip
     step(6, f"done: attention CAM {pct(metrics['attention']['cam']['miou'])} % vs SeeNet "
             f"{pct(metrics['attention']['seenet']['miou'])} %; proxy labels "

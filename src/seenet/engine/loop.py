@@ -33,7 +33,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .._io import atomic_write, save_state_dict_file
+from .._io import atomic_write, bars_off, save_state_dict_file
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .distributed import DistInfo, all_gather_objects, all_reduce_mean, barrier, init_distributed
 from .sampler import ResumableDistributedSampler
@@ -375,8 +375,8 @@ def fit(
     from tqdm.auto import tqdm
 
     run = _Run(model, dataset, settings, out_dir, device, collate_fn, find_unused_parameters)
-    bar = tqdm(total=settings.iterations, initial=run.start, desc=desc,
-               disable=not (progress and run.info.is_main), dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(total=settings.iterations, initial=run.start, desc=desc, dynamic_ncols=True,
+               disable=not (progress and run.info.is_main) or bars_off())  # fmt: skip
     model.train()
     try:
         for iteration in range(run.start + 1, settings.iterations + 1):

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from .._classes import VOC_CLASSES, VOC_FOREGROUND
-from .._io import atomic_write, load_state_dict_file
+from .._io import atomic_write, bars_off, load_state_dict_file
 from ..engine import DistInfo, barrier
 from ..models import create_model
 
@@ -49,7 +49,8 @@ def progress(iterable: Any, total: int, desc: str, enabled: bool) -> Any:
     """A tqdm progress bar (shown on the main process only)."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, disable=not enabled, dynamic_ncols=True)
+    return tqdm(iterable, total=total, desc=desc, disable=not enabled or bars_off(),
+                dynamic_ncols=True)  # fmt: skip
 
 
 class _Items(torch.utils.data.Dataset):
