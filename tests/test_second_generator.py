@@ -85,6 +85,7 @@ def test_main_passes_options_through(monkeypatch):
         "modes": ["cam", "seenet"],
         "seeds": [10, 11],
         "branches": True,
+        "jobs": 1,
         "attention_iterations": 720,
         "attention_options": {"share_bc": True},
     }

@@ -154,10 +154,12 @@ def main(argv: list[str] | None = None) -> None:
         if args.threads < 1:
             parser.error("--threads must be at least 1")
         torch.set_num_threads(args.threads)
-    syn.render_sample = render_sample  # make_synthetic_voc draws its images through this name
+    # make_synthetic_voc draws its images through this name; the patch holds in this process
+    # only, so the ablation runs here, one training run after the other (jobs=1)
+    syn.render_sample = render_sample
     run_ablation(args.out, modes=args.modes.split(","),
                  seeds=[int(s) for s in args.seeds.split(",")], branches=args.branches,
-                 **merge_options(args.option))  # fmt: skip
+                 jobs=1, **merge_options(args.option))  # fmt: skip
 
 
 if __name__ == "__main__":
