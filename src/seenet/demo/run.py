@@ -271,12 +271,12 @@ def run_demo(
     )
     what = (f"attention network ({s.attention_iterations} iterations), maps, proxy labels, "
             f"DeepLab ({s.seg_iterations} iterations)")  # fmt: skip
-    tasks = [Task(m, f"{m!r} {what}", run_mode, (data_root, runs / m, m, s, seed, saliency_dir))
+    tasks = [Task(m, repr(m), run_mode, (data_root, runs / m, m, s, seed, saliency_dir))
              for m in ("cam", "seenet")]  # fmt: skip
     if jobs == 1:
         results = {}
         for i, task in enumerate(tasks):
-            step(3 + i, task.label)
+            step(3 + i, f"{task.label} {what}")
             results[task.key] = timed(task.key, lambda task=task: task.fn(*task.args))
     else:
         step(3, f"'cam' and 'seenet' side by side ({jobs} processes): {what}; a line every "
