@@ -104,9 +104,10 @@ def test_make_synthetic_command(tmp_path):
 
 def test_demo_command_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    result = _seenet("demo", "--out", str(out), "--preset", "tiny", "--threads", "1")
+    result = _seenet("demo", "--out", str(out), "--preset", "tiny", "--threads", "1", "--jobs", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[demo 6/6" in result.stderr  # progress lines
+    assert "side by side (2 processes)" in result.stderr and "'seenet' (done)" in result.stderr
     assert "report:" in result.stdout and "all-background floor" in result.stdout
 
     metrics = json.loads((out / "metrics.json").read_text())

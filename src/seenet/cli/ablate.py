@@ -3,9 +3,9 @@
 For every seed: a synthetic data set and a saliency network as in the demo, then the attention
 network in each erasing mode (cam, acol, zero, seenet) with the demo's settings, on the same
 images; its maps and proxy labels are scored. Writes ablation.json, ablation.md (mean +- std over
-the seeds, and every seed's row) and curves.png. On 2 CPU cores, about 1.5 minutes per seed for
-the data and the saliency network and 1.5 per mode and seed (three modes, three seeds: 16
-minutes; --quick: less). An interrupted run continues when started again. Example:
+the seeds, and every seed's row) and curves.png. Two training runs go side by side (--jobs). On
+2 CPU cores three modes and three seeds take about 27 minutes (--quick: less). An
+interrupted run continues when started again. Example:
   seenet ablate --out ablation --modes cam,acol,seenet --seeds 0,1,2
 """
 

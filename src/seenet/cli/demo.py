@@ -6,8 +6,9 @@ their attention maps; builds proxy ground truth from each with the trained salie
 small DeepLab-LargeFOV on each set of labels and evaluates both on the validation images.
 Everything runs on the CPU with efficientnet_lite0 ImageNet weights from an installed package;
 nothing is downloaded. The output folder receives metrics.json, report.md (tables and figures)
-and every stage's outputs. About 7 minutes on 2 CPU cores (--quick: under 3). The comparison
-over several seeds is 'seenet ablate'. Example:
+and every stage's outputs. About 9 minutes on 2 CPU cores, CAM's and SeeNet's stages side by
+side (--quick: under 3, one after the other; --jobs 1 runs the full demo that way too). The
+comparison over several seeds is 'seenet ablate'. Example:
   seenet demo --out demo-output
 """
 
@@ -35,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--jobs", type=int, default=None, help="run CAM's and SeeNet's stages side by side in "
-        "this many processes sharing the threads (default: 2 on 2 or more cores; 1: one after "
-        "the other, with progress bars)"
+        "this many processes sharing the threads (default: 2 on 2 or more cores for the full "
+        "demo, 1 with --quick, where starting the workers costs more than it saves; 1: one "
+        "after the other, with progress bars)"
     )
     # a seconds-long smoke run for the test suite; its numbers mean nothing
     parser.add_argument("--preset", choices=("full", "quick", "tiny"), help=argparse.SUPPRESS)
@@ -59,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     preset = args.preset or ("quick" if args.quick else "full")
     try:
-        metrics = run_demo(args.out, preset, seed=args.seed,
-                           jobs=default_jobs() if args.jobs is None else args.jobs)
+        jobs = args.jobs if args.jobs is not None else default_jobs() if preset == "full" else 1
+        metrics = run_demo(args.out, preset, seed=args.seed, jobs=jobs)
     except (ValueError, OSError, ImportError, FloatingPointError) as e:
         if os.environ.get("SEENET_TRACEBACK"):
             raise
