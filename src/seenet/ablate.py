@@ -216,7 +216,8 @@ def _run_one(
     base = out / f"seed{seed}"
     data_root = base / "data"
     result_file = base / mode / "result.json"
-    if result_file.is_file():
+    stored = result_file.is_file()
+    if stored:
         run = json.loads(result_file.read_text())
     else:
         r = run_mode(data_root, base / mode, mode, settings, seed, data_root / "Saliency",
@@ -232,13 +233,13 @@ def _run_one(
             "background_coverage": att["background_coverage"],
             "curve": att["curve"],
         }  # fmt: skip
-    if branches and mode != "cam" and "branches" not in run:
+    missing = branches and mode != "cam" and "branches" not in run
+    if missing:
         scores = score_branches(data_root, base / mode, mode, settings, seed)
         run["branches"] = {b: _branch_scores(v) for b, v in scores.items()}
-    elif result_file.is_file():
-        return run
-    with atomic_write(result_file, "w") as f:
-        json.dump(run, f, indent=2)
+    if missing or not stored:
+        with atomic_write(result_file, "w") as f:
+            json.dump(run, f, indent=2)
     return run
 
 
@@ -297,18 +298,17 @@ def run_ablation(
         json.dump(stamp, f, indent=2)
     write = log or (lambda line: print(line, file=sys.stderr, flush=True))
     start = time.perf_counter()
-    tasks = []
+    tasks, folders = [], {}  # folders: where each task's training logs its progress
     for seed in seeds:
         tasks.append(Task(f"data{seed}", f"seed {seed}: data and saliency network",
                           _prepare_seed, (out, seed, settings)))  # fmt: skip
-        tasks += [Task(f"{mode}{seed}", f"seed {seed}: {mode}", _run_one,
-                       (out, seed, mode, settings, branches), after=(f"data{seed}",))
-                  for mode in modes]  # fmt: skip
-    def status(task: Task) -> str | None:
-        seed, mode = task.args[1], task.args[2] if len(task.args) > 3 else None
-        return stage_progress(out / f"seed{seed}" / (mode or "saliency"))
-
-    done = run_tasks(tasks, jobs, write, "ablate", start, status=status)
+        folders[f"data{seed}"] = out / f"seed{seed}" / "saliency"
+        for mode in modes:
+            tasks.append(Task(f"{mode}{seed}", f"seed {seed}: {mode}", _run_one,
+                              (out, seed, mode, settings, branches), after=(f"data{seed}",)))
+            folders[f"{mode}{seed}"] = out / f"seed{seed}" / mode
+    done = run_tasks(tasks, jobs, write, "ablate", start,
+                     status=lambda task: stage_progress(folders[task.key]))  # fmt: skip
     runs = [done[f"{mode}{seed}"] for seed in seeds for mode in modes]
     result = {
         "settings": asdict(settings),
