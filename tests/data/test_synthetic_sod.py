@@ -87,6 +87,10 @@ def test_samples_vary_and_objects_stand_out():
     assert shapes == set(SOD_SHAPES)
     assert {s.background for s in samples} == set(SOD_BACKGROUNDS)
     assert {len(s.shapes) for s in samples} == {1, 2, 3}
+    # most objects carry attached parts (limbs, smaller shapes), one to three of them
+    parts = [k for s in samples for k in s.parts]
+    assert len(parts) == sum(len(s.shapes) for s in samples)
+    assert set(parts) == {0, 1, 2, 3} and 0.4 < np.mean(np.array(parts) > 0) < 0.8
     fractions = [s.mask.mean() for s in samples]
     assert 0.02 < min(fractions) and max(fractions) < 0.6
     # objects contrast with the background: their mean colours are far apart
@@ -105,6 +109,21 @@ def test_shares_nothing_with_the_voc_style_data():
         colour = synthetic_sod._salient_colour(rng, under)
         assert np.linalg.norm(parts - colour, axis=1).min() >= 60
     assert not set(SOD_BACKGROUNDS) & set(synthetic.CONTEXTS)
+    # nor are the part colours background colours (they would mark "not salient")
+    shares = []
+    for i in range(40):
+        sample = render_sod_sample(np.random.default_rng([1, i]), 64)
+        bg = sample.image[~sample.mask].astype(np.float32)
+        shares.append((np.linalg.norm(bg[:, None] - parts[None], axis=-1).min(1) < 40).mean())
+    assert np.mean(shares) < 0.03
+
+
+def test_attached_parts():
+    rng = np.random.default_rng(3)
+    regions = synthetic_sod._attached_parts(rng, 64, 32.0, 32.0, 12.0)
+    assert 1 <= len(regions) <= 3 and all(r.any() for r in regions)
+    limb = synthetic_sod._limb(64, (10.0, 10.0), (50.0, 10.0), 3)
+    assert limb[9:12, 12:48].all() and not limb[20:].any()
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,15 @@ do with PASCAL VOC's classes. This generator plays MSRA-B's part for the synthet
 none of its part colours, none of its sky, water, road or rails backgrounds. Every image holds one
 to three *salient* objects, random shapes (polygons, ellipses, stars, blobs) in random colours of
 any saturation with a texture of their own (plain, shaded, stripes, checks, concentric rings,
-mottling), on a background that is smooth (a linear or radial gradient, clouds, patchwork) or
-textured (a grating, speckle, lines), muted or saturated, and may hold faint shapes of low contrast,
-which are *not* salient and not in the mask. Colour, saturation and texture are drawn alike for
-objects and backgrounds, so none of them alone marks an object: what makes an object salient here
-is what makes it salient in photographs, a compact shape that contrasts with its surroundings.
+mottling). Most objects (60 %) have one to three attached parts in colours and textures of their
+own, thin limbs reaching out of them or smaller shapes on their edge, as real salient objects have
+handles, legs and heads: the mask holds the whole object, parts included. The background is smooth
+(a linear or radial gradient, clouds, patchwork) or textured (a grating, speckle, lines), muted or
+saturated, and may hold faint shapes of low contrast, which are *not* salient and not in the mask.
+Colour, saturation and texture are drawn alike for objects and backgrounds, so none of them alone
+marks an object: what makes an object salient here is what makes it salient in photographs, a
+shape that contrasts with its surroundings. The part colours of the VOC-style data appear neither
+on objects nor on backgrounds, so they are no cue either way.
 
 The files follow the layout :class:`seenet.data.sod.SalientObjectDataset` reads by default::
 
@@ -65,6 +69,12 @@ _STREAM = 0x50D  # keeps these random streams apart from seenet.data.synthetic's
 _MIN_CONTRAST = 70.0  # least RGB distance between an object's colour and the background under it
 _VOC_PART_COLOURS = np.array(list(_PART_COLOURS.values()), np.float32)
 _PART_DISTANCE = 60.0  # least RGB distance between an object's colour and those part colours
+_PART_PROB = 0.6  # probability that an object has attached parts
+
+
+def _near_part_colour(colour: np.ndarray) -> bool:
+    """Whether ``colour`` is within ``_PART_DISTANCE`` of a part colour of the VOC-style data."""
+    return bool(np.linalg.norm(_VOC_PART_COLOURS - colour, axis=1).min() < _PART_DISTANCE)
 
 
 @dataclass(frozen=True)
@@ -75,12 +85,15 @@ class SODSample:
         image: ``(H, W, 3)`` uint8 RGB image.
         mask: ``(H, W)`` bool, the union of the salient objects.
         shapes: The outline kind of each object (in :data:`SOD_SHAPES`), in drawing order.
+        parts: How many parts (limbs or smaller shapes) are attached to each object, in the
+            same order.
         background: The background kind (in :data:`SOD_BACKGROUNDS`).
     """
 
     image: np.ndarray = field(repr=False)
     mask: np.ndarray = field(repr=False)
     shapes: tuple[str, ...]
+    parts: tuple[int, ...]
     background: str
 
 
@@ -109,6 +122,11 @@ def _background(rng: np.random.Generator, kind: str, size: int) -> np.ndarray:
     saturation = rng.uniform(0.0, 0.8)
     a = _hsv(hue, saturation, rng.uniform(0.3, 0.95))
     b = _hsv(hue + rng.uniform(-0.25, 0.25), rng.uniform(0.0, 0.8), rng.uniform(0.3, 0.95))
+    # no part colour of the VOC-style data in backgrounds either: a cue neither way
+    while _near_part_colour(a):
+        a = _hsv(rng.random(), rng.uniform(0.0, 0.8), rng.uniform(0.3, 0.95))
+    while _near_part_colour(b):
+        b = _hsv(hue + rng.uniform(-0.25, 0.25), rng.uniform(0.0, 0.8), rng.uniform(0.3, 0.95))
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     if kind == "linear":
         angle = rng.uniform(0, 2 * np.pi)
@@ -182,6 +200,42 @@ def _fill(size: int, outline: list[tuple[float, float]]) -> np.ndarray:
     return np.asarray(canvas, dtype=bool)
 
 
+def _limb(size: int, start: tuple[float, float], end: tuple[float, float], width: int) -> np.ndarray:
+    """A straight band ``width`` pixels wide from ``start`` to ``end``."""
+    canvas = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(canvas).line([start, end], fill=1, width=width)
+    return np.asarray(canvas, dtype=bool)
+
+
+def _attached_parts(
+    rng: np.random.Generator, size: int, cx: float, cy: float, radius: float
+) -> list[np.ndarray]:
+    """One to three regions attached to an object centred at ``(cx, cy)`` of about ``radius``.
+
+    Each is a thin limb that starts inside the object and reaches out of it (2 to 5 pixels wide
+    at 112 pixels), or a smaller shape centred on the object's edge: the handles, legs, heads and
+    attachments, in colours of their own, that real salient objects have.
+    """
+    regions = []
+    for _ in range(int(rng.integers(1, 4))):
+        angle = rng.uniform(0, 2 * np.pi)
+        if rng.random() < 0.5:
+            r0 = radius * rng.uniform(0.2, 0.6)
+            length = radius * rng.uniform(0.8, 1.6)
+            bend = angle + rng.uniform(-0.5, 0.5)
+            start = (cx + r0 * np.cos(angle), cy + r0 * np.sin(angle))
+            end = (start[0] + length * np.cos(bend), start[1] + length * np.sin(bend))
+            width = max(2, int(round(size * rng.uniform(0.015, 0.045))))
+            regions.append(_limb(size, start, end, width))
+        else:
+            kind = SOD_SHAPES[int(rng.integers(len(SOD_SHAPES)))]
+            r = radius * rng.uniform(0.8, 1.0)
+            px, py = cx + r * np.cos(angle), cy + r * np.sin(angle)
+            outline = _outline(rng, kind, px, py, radius * rng.uniform(0.25, 0.5))
+            regions.append(_fill(size, outline))
+    return regions
+
+
 def _texture(
     rng: np.random.Generator, kind: str, colour: np.ndarray, size: int, cx: float, cy: float
 ) -> np.ndarray:
@@ -218,7 +272,7 @@ def _salient_colour(rng: np.random.Generator, under: np.ndarray) -> np.ndarray:
     best, best_d = None, -1.0
     for _ in range(16):
         colour = _hsv(rng.random(), rng.uniform(0.0, 1.0), rng.uniform(0.3, 1.0))
-        while np.linalg.norm(_VOC_PART_COLOURS - colour, axis=1).min() < _PART_DISTANCE:
+        while _near_part_colour(colour):
             colour = _hsv(rng.random(), rng.uniform(0.0, 1.0), rng.uniform(0.3, 1.0))
         d = float(np.linalg.norm(colour - under))
         if d > best_d:
@@ -257,7 +311,7 @@ def render_sod_sample(rng: np.random.Generator, size: int = 112) -> SODSample:
 
     n = int(rng.integers(1, 4))
     mask = np.zeros((size, size), bool)
-    shapes = []
+    shapes, parts = [], []
     for _ in range(n):
         kind = SOD_SHAPES[int(rng.integers(len(SOD_SHAPES)))]
         radius = size * rng.uniform(0.16, 0.4) / np.sqrt(n)
@@ -265,17 +319,29 @@ def render_sod_sample(rng: np.random.Generator, size: int = 112) -> SODSample:
         region = _fill(size, _outline(rng, kind, cx, cy, radius))
         if not region.any():  # pragma: no cover - the radii keep shapes several pixels wide
             continue
+        attached = 0
+        if rng.random() < _PART_PROB:  # drawn first, the object over them
+            for part in _attached_parts(rng, size, cx, cy, radius):
+                if not part.any():  # pragma: no cover - a limb or shape of at least 2 pixels
+                    continue
+                part_colour = _salient_colour(rng, image[part].mean(axis=0))
+                part_texture = SOD_TEXTURES[int(rng.integers(len(SOD_TEXTURES)))]
+                image[part] = _texture(rng, part_texture, part_colour, size, cx, cy)[part]
+                mask |= part
+                attached += 1
         under = image[region].mean(axis=0)
         colour = _salient_colour(rng, under)
         texture = SOD_TEXTURES[int(rng.integers(len(SOD_TEXTURES)))]
         image[region] = _texture(rng, texture, colour, size, cx, cy)[region]
         mask |= region
         shapes.append(kind)
+        parts.append(attached)
     image += rng.normal(0, 3, image.shape).astype(np.float32)
     return SODSample(
         image=np.clip(image, 0, 255).round().astype(np.uint8),
         mask=mask,
         shapes=tuple(shapes),
+        parts=tuple(parts),
         background=background,
     )
 
