@@ -200,7 +200,9 @@ def _fill(size: int, outline: list[tuple[float, float]]) -> np.ndarray:
     return np.asarray(canvas, dtype=bool)
 
 
-def _limb(size: int, start: tuple[float, float], end: tuple[float, float], width: int) -> np.ndarray:
+def _limb(
+    size: int, start: tuple[float, float], end: tuple[float, float], width: int
+) -> np.ndarray:
     """A straight band ``width`` pixels wide from ``start`` to ``end``."""
     canvas = Image.new("L", (size, size), 0)
     ImageDraw.Draw(canvas).line([start, end], fill=1, width=width)
