@@ -11,7 +11,7 @@ from seenet.metrics import ConfusionMatrix
 
 pytest.importorskip("pydensecrf.densecrf")
 
-from seenet.crf import dense_crf  # noqa: E402
+from seenet.crf import dense_crf, refine_saliency  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +105,60 @@ def test_missing_pydensecrf_names_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "pydensecrf", raising=False)
     with pytest.raises(ImportError, match=r"seenet\[crf\]"):
         dense_crf(np.zeros((4, 4, 3), np.uint8), np.full((2, 4, 4), 0.5, np.float32))
+
+
+@pytest.fixture(scope="module")
+def saliency_case(voc_case):
+    """The real photo, its objects, and a blurred, noisy saliency map of them."""
+    image, mask, _ = voc_case
+    objects = (mask > 0) & (mask < 255)
+    blurred = ndimage.gaussian_filter(objects.astype(np.float32), 4)
+    noise = np.random.default_rng(0).standard_normal(blurred.shape).astype(np.float32)
+    saliency = torch.sigmoid(torch.from_numpy(4 * (2 * blurred - 1) + 1.5 * noise)).numpy()
+    return image, objects, saliency
+
+
+def test_refine_saliency_cleans_a_noisy_map_on_a_real_photo(saliency_case):
+    from seenet.metrics.saliency import f_measure_curve, mae
+
+    image, objects, noisy = saliency_case
+    refined = refine_saliency(image, noisy)
+    assert refined.shape == noisy.shape and refined.dtype == np.float32
+    assert 0 <= refined.min() and refined.max() <= 1
+    # measured: MAE 0.138 -> 0.094, max F 0.935 -> 0.941
+    assert mae(refined, objects) < mae(noisy, objects) - 0.03
+    assert f_measure_curve(refined, objects).max() > f_measure_curve(noisy, objects).max()
+    # the photo's colours matter: the CRF on a blank image leaves a worse map
+    blank = refine_saliency(np.zeros_like(image), noisy)
+    assert mae(refined, objects) < mae(blank, objects)
+
+
+def test_refine_saliency_is_the_two_label_crf(saliency_case):
+    image, _, blurred = saliency_case
+    s = blurred.copy()
+    s[:5] = 0.0  # clipped to eps
+    clipped = np.clip(s, 1e-3, 1 - 1e-3)
+    reference = dense_crf(image, np.stack([1 - clipped, clipped]), iterations=3)[1]
+    out = refine_saliency(image, s, eps=1e-3, iterations=3)
+    np.testing.assert_allclose(out, reference, atol=1e-6)
+    as_tensor = refine_saliency(torch.from_numpy(image), torch.from_numpy(s), eps=1e-3,
+                                iterations=3)  # fmt: skip
+    assert isinstance(as_tensor, torch.Tensor)
+    np.testing.assert_allclose(as_tensor.numpy(), out, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "saliency, kwargs, match",
+    [
+        (np.full((1, 4, 4), 0.5, np.float32), {}, r"\(H, W\) map"),
+        (np.full((4, 4), 2, np.int64), {}, "floating-point"),
+        (np.full((4, 4), 1.5, np.float32), {}, r"in \[0, 1\]"),
+        (np.full((4, 4), np.nan, np.float32), {}, "finite"),
+        (np.full((4, 5), 0.5, np.float32), {}, "same size"),
+        (np.full((4, 4), 0.5, np.float32), {"eps": 0.5}, "eps"),
+        (np.full((4, 4), 0.5, np.float32), {"iterations": -1}, "iterations"),
+    ],
+)
+def test_refine_saliency_input_errors(saliency, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        refine_saliency(np.zeros((4, 4, 3), np.uint8), saliency, **kwargs)

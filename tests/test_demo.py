@@ -87,6 +87,35 @@ def test_refuses_a_foreign_non_empty_folder(tmp_path):
         run_demo(tmp_path / "new", "tiny", attention_iters=3)
 
 
+def test_without_pydensecrf_the_demo_names_no_crf(tmp_path, monkeypatch):
+    import argparse
+    import builtins
+
+    from seenet.cli import demo as demo_cli
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name.startswith("pydensecrf"):
+            raise ImportError("No module named 'pydensecrf'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    monkeypatch.delitem(sys.modules, "pydensecrf.densecrf", raising=False)
+    monkeypatch.delitem(sys.modules, "pydensecrf", raising=False)
+    with pytest.raises(ImportError, match=r"seenet\[crf\].*--no-crf"):
+        run_demo(tmp_path / "demo", "tiny")
+    assert not (tmp_path / "demo").exists()  # before any work
+    # --no-crf turns the setting off
+    seen = {}
+    monkeypatch.setattr("seenet.demo.run_demo", lambda *a, **k: seen.update(k) or 1 / 0)
+    parser = argparse.ArgumentParser()
+    demo_cli.add_arguments(parser)
+    with pytest.raises(ZeroDivisionError):
+        demo_cli.run(parser.parse_args(["--no-crf", "--preset", "tiny"]))
+    assert seen["saliency_crf"] is False
+
+
 # ----------------------------------------------------------------------------- command line
 
 
@@ -125,6 +154,9 @@ def test_demo_command_end_to_end(tmp_path):
 
     report = (out / "report.md").read_text()
     assert "| attention maps, best threshold t" in report and "## Saliency" in report
+    assert "trained saliency network, CRF-refined |" in report
+    provenance = json.loads((out / "data" / "Saliency" / "run.json").read_text())
+    assert provenance["config"]["crf"] is True
     for name, panels in (("training_images", 7), ("validation_images", 4)):
         figure = out / "figures" / f"{name}.png"
         assert f"](figures/{name}.png)" in report

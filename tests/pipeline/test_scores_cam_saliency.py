@@ -165,3 +165,48 @@ def test_train_saliency_resumes_to_the_same_weights(saliency_setup, tmp_path, mo
     a = load_state_dict_file(reference["weights"])
     b = load_state_dict_file(summary["weights"])
     assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+
+
+def test_saliency_maps_with_crf(saliency_setup, tmp_path):
+    pytest.importorskip("pydensecrf.densecrf")
+    from PIL import Image
+
+    from seenet.crf import refine_saliency
+
+    voc, cfg = saliency_setup
+    pipeline.train_saliency(cfg)
+    pipeline.saliency_maps(cfg)
+    plain = tmp_path / "run" / "saliency_maps"
+    # the same weights into a folder with the CRF on: each map is the refinement of the plain one
+    cfg["saliency_maps"] = {"input_size": 32, "crf": True, "out_dir": str(tmp_path / "crf")}
+    assert pipeline.saliency_maps(cfg)["written"] == 6
+    image = np.array(Image.open(voc / "JPEGImages" / "2007_000001.jpg").convert("RGB"))
+    refined = read_saliency(tmp_path / "crf" / "2007_000001.png").numpy()
+    expected = refine_saliency(image, read_saliency(plain / "2007_000001.png").numpy())
+    assert np.abs(refined - expected).max() <= 2 / 255  # the plain map was rounded to 8 bits
+    assert json.loads((tmp_path / "crf" / "run.json").read_text())["config"]["crf"] is True
+    assert "crf" not in json.loads((plain / "run.json").read_text())["config"]
+    # the plain maps' folder does not take CRF maps without --overwrite
+    cfg["saliency_maps"] = {"input_size": 32, "crf": True}
+    with pytest.raises(ValueError, match="overwrite"):
+        pipeline.saliency_maps(cfg)
+
+
+def test_saliency_maps_crf_needs_pydensecrf(saliency_setup, monkeypatch):
+    import builtins
+    import sys
+
+    _, cfg = saliency_setup
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name.startswith("pydensecrf"):
+            raise ImportError("No module named 'pydensecrf'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    monkeypatch.delitem(sys.modules, "pydensecrf.densecrf", raising=False)
+    monkeypatch.delitem(sys.modules, "pydensecrf", raising=False)
+    cfg["saliency_maps"] = {"input_size": 32, "crf": True}
+    with pytest.raises(ImportError, match=r"seenet\[crf\]"):
+        pipeline.saliency_maps(cfg)  # before the missing weights are noticed

@@ -40,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "demo, 1 with --quick, where starting the workers costs more than it saves; 1: one "
         "after the other, with progress bars)"
     )
+    parser.add_argument(
+        "--no-crf", action="store_true", help="leave out the CRF refinement of the saliency "
+        "maps (for an install without the crf extra; lower proxy labels)"
+    )
     # a seconds-long smoke run for the test suite; its numbers mean nothing
     parser.add_argument("--preset", choices=("full", "quick", "tiny"), help=argparse.SUPPRESS)
 
@@ -62,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     preset = args.preset or ("quick" if args.quick else "full")
     try:
         jobs = args.jobs if args.jobs is not None else default_jobs() if preset == "full" else 1
-        metrics = run_demo(args.out, preset, seed=args.seed, jobs=jobs)
+        overrides = {"saliency_crf": False} if args.no_crf else {}
+        metrics = run_demo(args.out, preset, seed=args.seed, jobs=jobs, **overrides)
     except (ValueError, OSError, ImportError, FloatingPointError) as e:
         if os.environ.get("SEENET_TRACEBACK"):
             raise

@@ -338,6 +338,8 @@ class SaliencyMapsConfig(Section):
     input_size: Optional[int] = option(224, "images resized to this square size for the "
                                        "network (null: original size)",
                                        check=_optional_positive_int)
+    crf: bool = option(False, "refine each map with a fully connected CRF, as DSS does at "
+                       "inference (needs the crf extra)")
     out_dir: Optional[str] = option(None, "output folder (null: data.saliency_dir, where "
                                     "proxy-gt reads saliency)")
 

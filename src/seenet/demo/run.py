@@ -61,7 +61,7 @@ def prepare_saliency(
     pipeline.train_saliency(cfg)
     for split in ("train_aug", "val"):
         pipeline.saliency_maps(
-            {**cfg, "saliency_maps": {"split": split, "input_size": settings.size}}
+            {**cfg, "saliency_maps": {**cfg["saliency_maps"], "split": split}}
         )
     scores = {}
     for name, folder in (("trained", saliency_dir), ("frequency_tuned", None)):
@@ -250,6 +250,16 @@ def run_demo(
 
     lite0_package_file()  # fail early, naming the package, when it is not installed
     settings = resolve_settings(preset, overrides)
+    if settings.saliency_crf:
+        from ..crf import _import_densecrf
+
+        try:
+            _import_densecrf()
+        except ImportError as e:
+            raise ImportError(
+                f"{e}; or leave out the CRF refinement of the saliency maps "
+                "(saliency_crf=False; `seenet demo --no-crf`)"
+            ) from e
     out = _prepare_output(Path(out_dir))
     data_root, runs = out / "data", out / "runs"
     step = _logger(log, 6)
@@ -323,6 +333,7 @@ def run_demo(
         "proxy_ft_seenet": pct(see["proxy_gt_frequency_tuned"]["miou"]),
         "seg_cam": pct(cam["segmentation"]["miou"]),
         "seg_seenet": pct(see["segmentation"]["miou"]), "floor": pct(floor),
+        "sal_crf": ", CRF-refined" if s.saliency_crf else "",
         "sal_mae": f"{saliency['trained']['mae']:.3f}",
         "sal_f": f"{saliency['trained']['max_f']:.3f}",
         "ft_mae": f"{saliency['frequency_tuned']['mae']:.3f}",

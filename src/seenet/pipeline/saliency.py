@@ -88,17 +88,18 @@ def _maps_dir(layout: DataLayout, out_dir: str | None, key: str) -> Path:
 
 
 class _LoadResized:
-    """Loads one image resized for the network, and its original size (picklable)."""
+    """Loads one image resized for the network, its original size and, for the CRF, its pixels."""
 
-    def __init__(self, layout: DataLayout, input_size: int | None) -> None:
-        self.layout, self.input_size = layout, input_size
+    def __init__(self, layout: DataLayout, input_size: int | None, keep_rgb: bool = False) -> None:
+        self.layout, self.input_size, self.keep_rgb = layout, input_size, keep_rgb
 
     def __call__(self, image_id: str) -> dict[str, Any]:
         image = self.layout.load_image(image_id)
         size = (image.size[1], image.size[0])
+        rgb = np.array(image) if self.keep_rgb else None
         if self.input_size is not None:
             image = resize_image(image, self.input_size)
-        return {"image": to_tensor(image), "size": size}
+        return {"image": to_tensor(image), "size": size, "rgb": rgb}
 
 
 def saliency_maps(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -> dict[str, Any]:
@@ -108,7 +109,10 @@ def saliency_maps(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -
     resized back to the image's size and written as ``{id}.png`` (``round(255 · p)``) into
     ``saliency_maps.out_dir``, by default ``data.saliency_dir``: the folder that ``proxy-gt`` and
     :class:`seenet.data.saliency.SaliencyFolder` read, so the rest of the pipeline runs
-    unchanged. Finished files are skipped while ``run.json`` matches (same weights, same size).
+    unchanged. With ``saliency_maps.crf`` each map is first refined with a fully connected CRF
+    on the image (:func:`seenet.crf.refine_saliency`, as DSS refines its maps; needs the ``crf``
+    extra). Finished files are skipped while ``run.json`` matches (same weights, same
+    settings).
 
     Args:
         cfg: The configuration.
@@ -119,6 +123,10 @@ def saliency_maps(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -
     """
     cfg, info, layout, paths = start(cfg)
     section = cfg.saliency_maps
+    if section.crf:
+        from ..crf import _import_densecrf, refine_saliency
+
+        _import_densecrf()  # before any work: the error names the extra
     out_dir = _maps_dir(layout, section.out_dir, "saliency_maps.out_dir")
     model = build_model(cfg.saliency.model, "saliency", None, pretrained=False)
     load_weights(model, paths.saliency_weights, "saliency_maps.weights")
@@ -126,6 +134,8 @@ def saliency_maps(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -
     model_keys = {k: v for k, v in cfg.saliency.model.items() if k != "pretrained"}
     config = {"model": model_keys, "input_size": section.input_size,
               "data": {k: cfg.data[k] for k in ("image_dir", "image_suffix")}}  # fmt: skip
+    if section.crf:  # named only when on, so that folders written without it stay current
+        config["crf"] = True
     claim_output(out_dir, "saliency-maps", config, {"weights": file_digest(paths.saliency_weights)},
                  ("*.png", "summary.json"), info, overwrite)  # fmt: skip
 
@@ -134,11 +144,14 @@ def saliency_maps(cfg: Config | Mapping[str, Any], *, overwrite: bool = False) -
             probs = model.predict(item["image"][None].to(info.device), size=tuple(item["size"]))
         if not bool(torch.isfinite(probs).all()):
             raise FloatingPointError(f"saliency-maps: the map of {image_id} is not finite")
-        save_saliency(out_dir / f"{image_id}.png", probs[0].cpu())
+        saliency = probs[0].cpu()
+        if section.crf:
+            saliency = refine_saliency(item["rgb"], saliency)
+        save_saliency(out_dir / f"{image_id}.png", saliency)
 
     summary = run_batch_job(
         layout.ids(section.split), per_item, info, desc="saliency maps",
-        load=_LoadResized(layout, section.input_size),
+        load=_LoadResized(layout, section.input_size, keep_rgb=section.crf),
         done=lambda i: (out_dir / f"{i}.png").is_file(), num_workers=layout.num_workers,
     )  # fmt: skip
     summary.update(out_dir=str(out_dir), rank=info.rank)
