@@ -105,6 +105,8 @@ def test_without_pydensecrf_the_demo_names_no_crf(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "pydensecrf", raising=False)
     with pytest.raises(ImportError, match=r"seenet\[crf\].*--no-crf"):
         run_demo(tmp_path / "demo", "tiny")
+    with pytest.raises(ImportError, match="--no-crf"):  # either CRF needs it
+        run_demo(tmp_path / "demo", "tiny", saliency_crf=False)
     assert not (tmp_path / "demo").exists()  # before any work
     # --no-crf turns the setting off
     seen = {}
@@ -113,7 +115,7 @@ def test_without_pydensecrf_the_demo_names_no_crf(tmp_path, monkeypatch):
     demo_cli.add_arguments(parser)
     with pytest.raises(ZeroDivisionError):
         demo_cli.run(parser.parse_args(["--no-crf", "--preset", "tiny"]))
-    assert seen["saliency_crf"] is False
+    assert seen["saliency_crf"] is False and seen["seg_crf"] is False
 
 
 # ----------------------------------------------------------------------------- command line
@@ -147,7 +149,9 @@ def test_demo_command_end_to_end(tmp_path):
         assert metrics["attention"][mode]["threshold"] in THRESHOLDS
         assert set(metrics["proxy_gt"][mode]) == {"miou", "miou_frequency_tuned"}
         assert all(0.0 < v < 1.0 for v in metrics["proxy_gt"][mode].values())
-    assert set(metrics["segmentation"]) == {"miou", "cam_miou", "floor_miou"}
+    assert set(metrics["segmentation"]) == {"miou", "cam_miou", "floor_miou", "miou_crf",
+                                            "cam_miou_crf"}  # fmt: skip
+    assert "segmentation (val), DeepLab's CRF" in result.stdout
     assert metrics["segmentation"]["floor_miou"] == pytest.approx(floor_miou(out / "data", "val"))
     assert set(metrics["saliency"]) == {"trained", "frequency_tuned"}
     assert all(set(v) == {"mae", "max_f"} for v in metrics["saliency"].values())
@@ -155,6 +159,10 @@ def test_demo_command_end_to_end(tmp_path):
     report = (out / "report.md").read_text()
     assert "| attention maps, best threshold t" in report and "## Saliency" in report
     assert "trained saliency network, CRF-refined |" in report
+    assert "| the same, scored after DeepLab's CRF (as the paper reports) |" in report
+    for mode in ("cam", "seenet"):
+        crf_scores = json.loads((out / "runs" / mode / "evaluation_crf" / "run.json").read_text())
+        assert crf_scores["config"]["crf"] is True
     provenance = json.loads((out / "data" / "Saliency" / "run.json").read_text())
     assert provenance["config"]["crf"] is True
     for name, panels in (("training_images", 7), ("validation_images", 4)):

@@ -64,6 +64,9 @@ class DemoSettings:
             network does) and drops the deeper stages: at the deepest level the network cost
             five times as much per iteration and, within the demo's budget, still labelled
             most object pixels as background even when trained on the true masks.
+        seg_crf: Also score each DeepLab-LargeFOV with DeepLab's fully connected CRF, as the paper
+            reports its segmentation results (``evaluate.crf``; needs the ``crf`` extra). Both
+            scores go to ``metrics.json``.
         figures: Number of example images in each figure of the report.
         num_workers: Data-loading processes per stage (0: in the main process).
         channels_last: Keep the weights in the channels-last memory format (faster on a CPU).
@@ -95,6 +98,7 @@ class DemoSettings:
     seg_dilation: int = 4
     seg_dropout: float = 0.0
     seg_feature_index: int | None = 2
+    seg_crf: bool = True
     figures: int = 4
     num_workers: int = 0
     channels_last: bool = True
