@@ -6,7 +6,7 @@ their attention maps; builds proxy ground truth from each with the trained salie
 small DeepLab-LargeFOV on each set of labels and evaluates both on the validation images.
 Everything runs on the CPU with efficientnet_lite0 ImageNet weights from an installed package;
 nothing is downloaded. The output folder receives metrics.json, report.md (tables and figures)
-and every stage's outputs. About 9 minutes on 2 CPU cores, CAM's and SeeNet's stages side by
+and every stage's outputs. About 9.5 minutes on 2 CPU cores, CAM's and SeeNet's stages side by
 side (--quick: under 3, one after the other; --jobs 1 runs the full demo that way too). The
 comparison over several seeds is 'seenet ablate'. Example:
   seenet demo --out demo-output
