@@ -107,6 +107,9 @@ def test_without_pydensecrf_the_demo_names_no_crf(tmp_path, monkeypatch):
         run_demo(tmp_path / "demo", "tiny")
     with pytest.raises(ImportError, match="--no-crf"):  # either CRF needs it
         run_demo(tmp_path / "demo", "tiny", saliency_crf=False)
+    with pytest.raises(ImportError, match="saliency_crf=false"):
+        run_ablation(tmp_path / "ablation", modes=["cam"], seeds=[0], preset="tiny")
+    assert not (tmp_path / "ablation").exists()
     assert not (tmp_path / "demo").exists()  # before any work
     # --no-crf turns the setting off
     seen = {}

@@ -61,6 +61,7 @@ from .demo import (
 )
 from .demo.jobs import Task, run_tasks
 from .demo.report import pct
+from .demo.run import require_crf
 
 __all__ = ["MODES", "run_ablation", "parse_option"]
 
@@ -280,6 +281,9 @@ def run_ablation(
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
         raise ValueError(f"seeds must be a non-empty list of integers, got {list(seeds)}")
     settings = resolve_settings(preset, overrides)
+    if settings.saliency_crf:
+        require_crf("leave out the CRF refinement of the saliency maps "
+                    "(--option saliency_crf=false)")  # fmt: skip
     out = Path(out_dir)
     stamp = {"settings": asdict(settings), "modes": list(modes)}
     stamp_file = out / "ablation-settings.json"

@@ -224,6 +224,16 @@ def _logger(log: Callable[[str], None] | None, steps: int) -> Callable[[int, str
     return step
 
 
+def require_crf(alternative: str) -> None:
+    """Fail before any work when pydensecrf is missing, naming the extra and ``alternative``."""
+    from ..crf import _import_densecrf
+
+    try:
+        _import_densecrf()
+    except ImportError as e:
+        raise ImportError(f"{e}; or {alternative}") from e
+
+
 def run_demo(
     out_dir: str | os.PathLike,
     preset: str | DemoSettings = "full",
@@ -255,16 +265,9 @@ def run_demo(
     lite0_package_file()  # fail early, naming the package, when it is not installed
     settings = resolve_settings(preset, overrides)
     if settings.saliency_crf or settings.seg_crf:
-        from ..crf import _import_densecrf
-
-        try:
-            _import_densecrf()
-        except ImportError as e:
-            raise ImportError(
-                f"{e}; or leave out the CRF, which refines the saliency maps and scores the "
-                "segmentation networks as the paper does (saliency_crf=False, seg_crf=False; "
-                "`seenet demo --no-crf`)"
-            ) from e
+        require_crf("leave out the CRF, which refines the saliency maps and scores the "
+                    "segmentation networks as the paper does (saliency_crf=False, "
+                    "seg_crf=False; `seenet demo --no-crf`)")  # fmt: skip
     out = _prepare_output(Path(out_dir))
     data_root, runs = out / "data", out / "runs"
     step = _logger(log, 6)
