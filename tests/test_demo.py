@@ -241,3 +241,18 @@ def test_ablate_command_with_two_jobs(tmp_path):
     assert "cam" in result.stdout and "seenet" in result.stdout
     bad = _seenet("ablate", "--out", str(out), "--jobs", "0")
     assert bad.returncode == 2 and "--jobs" in bad.stderr
+
+
+def test_ablation_starts_every_seed_s_data_then_the_longest_runs(tmp_path, monkeypatch):
+    import seenet.ablate as ablate
+
+    seen = []
+
+    def capture(tasks, *args, **kwargs):
+        seen.extend(task.key for task in tasks)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ablate, "run_tasks", capture)
+    with pytest.raises(KeyboardInterrupt):
+        run_ablation(tmp_path, modes=["cam", "seenet", "acol"], seeds=[0, 1], preset="tiny")
+    assert seen == ["data0", "data1", "seenet0", "seenet1", "acol0", "acol1", "cam0", "cam1"]

@@ -65,6 +65,9 @@ from .demo.run import require_crf
 
 __all__ = ["MODES", "run_ablation", "parse_option"]
 
+#: Relative cost of one training run of each mode (two erasing branches cost most), for ordering.
+_RUN_COST = {"seenet": 3, "zero": 3, "acol": 2, "cam": 1}
+
 #: The erasing modes of the paper's Table 1 and the CAM baseline, in table order.
 MODES = ("cam", "acol", "zero", "seenet")
 _NAMES = {"cam": "CAM", "acol": "ACoL (setting 1)", "zero": "no sign flip (setting 2)",
@@ -307,7 +310,11 @@ def run_ablation(
         tasks.append(Task(f"data{seed}", f"seed {seed}: data and saliency network",
                           _prepare_seed, (out, seed, settings)))  # fmt: skip
         folders[f"data{seed}"] = out / f"seed{seed}" / "saliency"
-        for mode in modes:
+    # every seed's data first, then the longest runs, so that no long run is left alone at the
+    # end while the other workers idle (measured with 2 jobs: seenet 310-340 s, acol 285-305 s,
+    # cam 235-250 s)
+    for mode in sorted(modes, key=lambda m: -_RUN_COST[m]):
+        for seed in seeds:
             tasks.append(Task(f"{mode}{seed}", f"seed {seed}: {mode}", _run_one,
                               (out, seed, mode, settings, branches), after=(f"data{seed}",)))
             folders[f"{mode}{seed}"] = out / f"seed{seed}" / mode
