@@ -30,6 +30,33 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
+def hide_package(monkeypatch):
+    """``hide_package("scipy")``: importing it or its submodules fails, as on an install without it.
+
+    Undone after the test, with the modules already imported.
+    """
+    import builtins
+    import sys
+
+    real_import = builtins.__import__
+    hidden: list[str] = []
+
+    def fake_import(name, *args, **kwargs):
+        if any(name == p or name.startswith(p + ".") for p in hidden):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+
+    def hide(package: str) -> None:
+        hidden.append(package)
+        for key in [k for k in sys.modules if k == package or k.startswith(package + ".")]:
+            monkeypatch.delitem(sys.modules, key)
+
+    return hide
+
+
+@pytest.fixture
 def tiny_voc(tmp_path):
     """A tiny VOC2012 tree (6 train_aug, 3 val images of 40x48 px), see ``tests/tiny_voc.py``."""
     from tiny_voc import make_tiny_voc

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import builtins
-
 import numpy as np
 import pytest
 import torch
@@ -90,19 +88,8 @@ def test_input_errors(image, probs, kwargs, match):
         dense_crf(image, probs, **kwargs)
 
 
-def test_missing_pydensecrf_names_the_extra(monkeypatch):
-    import sys
-
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name.startswith("pydensecrf"):
-            raise ImportError("No module named 'pydensecrf'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
-    monkeypatch.delitem(sys.modules, "pydensecrf.densecrf", raising=False)
-    monkeypatch.delitem(sys.modules, "pydensecrf", raising=False)
+def test_missing_pydensecrf_names_the_extra(hide_package):
+    hide_package("pydensecrf")
     with pytest.raises(ImportError, match=r"seenet\[crf\]"):
         dense_crf(np.zeros((4, 4, 3), np.uint8), np.full((2, 4, 4), 0.5, np.float32))
 

@@ -87,22 +87,12 @@ def test_refuses_a_foreign_non_empty_folder(tmp_path):
         run_demo(tmp_path / "new", "tiny", attention_iters=3)
 
 
-def test_without_pydensecrf_the_demo_names_no_crf(tmp_path, monkeypatch):
+def test_without_pydensecrf_the_demo_names_no_crf(tmp_path, monkeypatch, hide_package):
     import argparse
-    import builtins
 
     from seenet.cli import demo as demo_cli
 
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name.startswith("pydensecrf"):
-            raise ImportError("No module named 'pydensecrf'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
-    monkeypatch.delitem(sys.modules, "pydensecrf.densecrf", raising=False)
-    monkeypatch.delitem(sys.modules, "pydensecrf", raising=False)
+    hide_package("pydensecrf")
     with pytest.raises(ImportError, match=r"seenet\[crf\].*--no-crf"):
         run_demo(tmp_path / "demo", "tiny")
     with pytest.raises(ImportError, match="--no-crf"):  # either CRF needs it

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import builtins
-
 import numpy as np
 import pytest
 
@@ -53,15 +51,8 @@ def test_convert_sbd_merges_with_voc_and_writes_train_aug(tiny_voc, tmp_path):
     assert again["skipped"] == 11 and again["sbd"] == 0
 
 
-def test_missing_scipy_names_the_extra(monkeypatch, tmp_path):
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name.startswith("scipy"):
-            raise ImportError("No module named 'scipy'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
+def test_missing_scipy_names_the_extra(hide_package, tmp_path):
+    hide_package("scipy")
     with pytest.raises(ImportError, match=r"seenet\[voc\]"):
         sbd.read_sbd_mat(tmp_path / "a.mat")
 

@@ -192,21 +192,9 @@ def test_saliency_maps_with_crf(saliency_setup, tmp_path):
         pipeline.saliency_maps(cfg)
 
 
-def test_saliency_maps_crf_needs_pydensecrf(saliency_setup, monkeypatch):
-    import builtins
-    import sys
-
+def test_saliency_maps_crf_needs_pydensecrf(saliency_setup, hide_package):
     _, cfg = saliency_setup
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name.startswith("pydensecrf"):
-            raise ImportError("No module named 'pydensecrf'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
-    monkeypatch.delitem(sys.modules, "pydensecrf.densecrf", raising=False)
-    monkeypatch.delitem(sys.modules, "pydensecrf", raising=False)
+    hide_package("pydensecrf")
     cfg["saliency_maps"] = {"input_size": 32, "crf": True}
     with pytest.raises(ImportError, match=r"seenet\[crf\]"):
         pipeline.saliency_maps(cfg)  # before the missing weights are noticed
